@@ -1,0 +1,180 @@
+"""Datasets as numpy arrays with deterministic splits, shared by every framework.
+
+Images are ``float32`` in ``[0, 1]`` with shape ``(N, H, W, C)``; sequences ``(N, T, F)``;
+labels are ``int64`` class indices. The batch order of every epoch comes from
+:func:`epoch_order`, so all three frameworks see the same batches in the same order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+DATASETS = ("digits", "synthetic", "idx")
+
+
+class DataError(ValueError):
+    """The data config points at something that cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of training samples for ``epoch`` (0-based): the same in every framework."""
+    return np.random.default_rng([seed, epoch, 104729]).permutation(num_samples)
+
+
+def batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive slices of ``order``; the last batch keeps the remainder."""
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def num_batches(num_samples: int, batch_size: int) -> int:
+    return math.ceil(num_samples / batch_size)
+
+
+def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> tuple[Split, Split, Split]:
+    """A stratified split: every class keeps its share in train, val and test."""
+    rng = np.random.default_rng([seed, 15485863])
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for label in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(len(idx) * test_fraction))
+        n_val = int(round(len(idx) * val_fraction))
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    out = []
+    for name in ("train", "val", "test"):
+        idx = np.sort(np.concatenate(parts[name]))
+        out.append(Split(np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx])))
+    return out[0], out[1], out[2]
+
+
+def _digits(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1)
+    y = bunch.target.astype(np.int64)
+    train, val, test = _split(x, y, cfg["val_fraction"], cfg["test_fraction"], seed)
+    return Dataset("digits", train, val, test, 10)
+
+
+def _synthetic(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    """Class prototypes plus noise: learnable, any size, generated in chunks to bound memory."""
+    shape = tuple(int(d) for d in cfg["shape"])
+    n, k = int(cfg["num_samples"]), int(cfg["num_classes"])
+    rng = np.random.default_rng([seed, 32452843])
+    prototypes = rng.uniform(0.0, 1.0, size=(k, *shape)).astype(np.float32)
+    y = rng.integers(0, k, size=n).astype(np.int64)
+    x = np.empty((n, *shape), np.float32)
+    chunk = 65536
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        noise = rng.normal(0.0, cfg["noise"], size=(end - start, *shape)).astype(np.float32)
+        x[start:end] = np.clip(prototypes[y[start:end]] + noise, 0.0, 1.0)
+    train, val, test = _split(x, y, cfg["val_fraction"], cfg["test_fraction"], seed)
+    return Dataset("synthetic", train, val, test, k)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Reads an IDX file (MNIST's format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4]!r})")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != math.prod(dims):
+        raise DataError(f"{path} holds {data.size} bytes of data, its header announces {dims}")
+    return data.reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for candidate in (root / stem, root / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(
+        f"data.path={str(root)!r} has no {stem} (or {stem}.gz). Expected a folder holding the four "
+        f"MNIST/Fashion-MNIST IDX files: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    )
+
+
+def check_idx_path(path: str | None) -> Path:
+    """Fails with the key, the value and what was expected when ``data.path`` is unusable."""
+    if not path:
+        raise DataError("data=idx needs data.path: the folder holding the IDX files. Received: data.path=None")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.path={path!r} does not exist or is not a folder. Expected a folder of IDX files")
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        _find(root, stem)
+    return root
+
+
+def _idx(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    root = check_idx_path(cfg.get("path"))
+    x_train = read_idx(_find(root, "train-images-idx3-ubyte"))
+    y_train = read_idx(_find(root, "train-labels-idx1-ubyte")).astype(np.int64)
+    x_test = read_idx(_find(root, "t10k-images-idx3-ubyte"))
+    y_test = read_idx(_find(root, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DataError(f"data.path={str(root)!r}: image and label files disagree on the number of samples")
+    limit = cfg.get("limit")
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+        x_test, y_test = x_test[:limit], y_test[:limit]
+    to_float = lambda a: (a.astype(np.float32) / 255.0)[..., None]  # noqa: E731
+    # The official test set stays the test set; validation is carved out of the training files.
+    train, val, _ = _split(to_float(x_train), y_train, cfg["val_fraction"], 0.0, seed)
+    test = Split(to_float(x_test), y_test)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Dataset("idx", train, val, test, num_classes)
+
+
+def load(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    """Loads the dataset described by the ``data`` config group, split with ``seed``.
+
+    Args:
+        cfg: the resolved ``data`` config.
+        seed: the split seed (``data.split_seed``).
+
+    Returns:
+        The dataset; raises :class:`DataError` with the offending key when it cannot.
+    """
+    loaders = {"digits": _digits, "synthetic": _synthetic, "idx": _idx}
+    name = cfg["name"]
+    if name not in loaders:
+        raise DataError(f"Expected data.name in {DATASETS}. Received: data.name={name!r}")
+    return loaders[name](cfg, seed)
