@@ -1,0 +1,140 @@
+"""The trial's child process: environment first, then the framework, then training.
+
+Runs in a freshly spawned interpreter, so ``KERAS_BACKEND``, thread counts and device visibility
+are set before any framework is imported. Reports to the parent through a pipe: ``("begin", info)``,
+``("epoch", epoch, logs)``, then ``("result", summary)`` or ``("error", details)``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Mapping
+
+
+def _set_environment(cfg: Mapping[str, Any]) -> None:
+    threads = str(cfg["trainer"]["threads"])
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[var] = threads
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter buries the progress bar
+    fw = cfg["framework"]
+    if fw["name"] == "keras":
+        os.environ["KERAS_BACKEND"] = fw["backend"]
+        # Keras writes ~/.keras/keras.json on import; keep that out of the user's home.
+        os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".cache", "framework-arena", "keras"))
+        if fw["backend"] == "jax":
+            # XLA reads its thread count only at start-up.
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
+    if cfg["trainer"]["device"] == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB on Linux
+
+
+class _Reporter:
+    """Forwards the callback contract to the run logger and the parent, adding throughput."""
+
+    def __init__(self, conn: Connection, logger: Any, num_train: int) -> None:
+        self.conn = conn
+        self.logger = logger
+        self.num_train = num_train
+        self.history: list[dict[str, float]] = []
+        self.end_logs: dict[str, float] = {}
+
+    def on_train_begin(self, info: Mapping[str, Any]) -> None:
+        if self.logger:
+            self.logger.on_train_begin(info)
+        self.conn.send(("begin", dict(info)))
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+        logs = {k: float(v) for k, v in logs.items()}
+        if epoch > 1:  # the first epoch carries tracing and warm-up: not a steady-state figure
+            logs["train_samples_per_s"] = self.num_train / logs["epoch_time_s"]
+        if self.logger:
+            self.logger.on_epoch_end(epoch, logs)
+        self.history.append({"epoch": epoch, **logs})
+        self.conn.send(("epoch", epoch, logs))
+
+    def on_train_end(self, logs: Mapping[str, float]) -> None:
+        if self.logger:
+            self.logger.on_train_end(logs)
+        self.end_logs = dict(logs)
+
+
+def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: Connection) -> dict[str, Any]:
+    from framework_arena import data as data_mod
+    from framework_arena import models
+    from framework_arena.trainers import get_trainer
+    from framework_arena.trainers.base import TrainSettings
+
+    start = time.perf_counter()
+    trainer_cls = get_trainer(cfg["framework"]["name"])  # imports the framework
+    import_time = time.perf_counter() - start
+
+    logger = None
+    if run_id:
+        from framework_arena.tracking import RunLogger
+
+        logger = RunLogger(uri, run_id)
+
+    data = data_mod.load(cfg["data"], cfg["data"]["split_seed"])
+    spec = models.build_spec(cfg["model"], data.input_shape, data.num_classes)
+    tr = cfg["trainer"]
+    optim = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, **cfg["optim"]}
+    settings = TrainSettings(tr["epochs"], tr["batch_size"], tr["seed"], tr["threads"], tr["device"], optim)
+    trainer = trainer_cls(spec, models.init_weights(spec, tr["seed"]), settings, cfg["framework"].get("backend"))
+
+    info: dict[str, Any] = dict(trainer.setup())
+    info["num_params"] = trainer.build()
+    if cfg["framework"]["name"] == "keras":
+        info["backend"] = cfg["framework"]["backend"]
+    reporter = _Reporter(conn, logger, len(data.train))
+    reporter.on_train_begin(info)
+    trainer.fit(data, reporter)
+
+    test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
+    final = {
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "num_params": float(info["num_params"]),
+        "import_time_s": import_time,
+        "time_to_first_step_s": reporter.end_logs["time_to_first_step_s"],
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    epochs = tr["epochs"]
+    summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, **final}, "info": info}
+    if logger:
+        logger.log_metrics(final, step=epochs)
+        logger.log_learning_curves(reporter.history, f"{cfg['framework']['name']} {cfg['model']['name']} on {cfg['data']['name']}")
+        if cfg["tracking"].get("log_model", True):
+            example = data.test.x[:5]
+            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=epochs)
+    return summary
+
+
+def main(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: Connection) -> None:
+    """Entry point of the spawned process; exits 0 after sending a result, 1 after an error."""
+    # Ctrl-C reaches the whole process group: the parent decides, and terminates us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_environment(cfg)
+    try:
+        summary = _train(cfg, uri, run_id, conn)
+    except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
+        from framework_arena.trainers.base import NonFiniteLossError
+
+        reason = "nan_loss" if isinstance(e, NonFiniteLossError) else "exception"
+        conn.send(("error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}))
+        conn.close()
+        sys.exit(1)
+    conn.send(("result", summary))
+    conn.close()

@@ -1,0 +1,218 @@
+"""One trial: validate, create the run, train in a spawned child, and always set a final status.
+
+The parent never imports a framework. It watches the child through a pipe (progress bar, last
+metrics) and through its exit code, so an exception, a NaN loss, a segfault or a kill of the child
+ends the run FAILED, and SIGINT/SIGTERM to the trial end it KILLED. No run is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from framework_arena import config as cfg_mod
+
+log = logging.getLogger(__name__)
+
+KILL_GRACE_S = 10.0  # how long a terminated child gets before SIGKILL
+
+
+@dataclass
+class TrialResult:
+    """What a trial ended with; ``metrics`` holds the last epoch's and the final figures."""
+
+    status: str  # FINISHED | FAILED | KILLED
+    run_name: str
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None  # nan_loss | exception | crash | signal
+    message: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+
+
+class TrialInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the trial's process."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turns SIGINT/SIGTERM into :class:`TrialInterrupted` while the child runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise TrialInterrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def resolve(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The trial config as a plain dict, interpolations resolved, ``hydra`` left out."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    container.pop("hydra", None)
+    return container  # type: ignore[return-value]
+
+
+def _tags(cfg: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, str]:
+    fw = cfg["framework"]
+    tags = {
+        "arena.kind": "trial",
+        "arena.framework": fw["name"],
+        "arena.model": cfg["model"]["name"],
+        "arena.data": cfg["data"]["name"],
+        "arena.optim": cfg["optim"]["name"],
+        "arena.config_hash": cfg_mod.config_hash(cfg),
+        "arena.overrides": " ".join(overrides),
+        "mlflow.source.name": "arena",
+    }
+    if fw["name"] == "keras":
+        tags["arena.backend"] = fw["backend"]
+    return tags
+
+
+def _classify_exit(exitcode: int | None) -> tuple[str, str, str]:
+    """(status, reason, message) for a child that ended without reporting a result."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        if -exitcode in (signal.SIGTERM, signal.SIGINT):
+            return "KILLED", "signal", f"the trial's process was stopped by {name}"
+        return "FAILED", "crash", f"the trial's process died from {name} (a crash or an out-of-memory kill)"
+    return "FAILED", "crash", f"the trial's process exited with code {exitcode} without a result"
+
+
+class _Progress:
+    """A per-epoch progress bar fed by the child's messages."""
+
+    def __init__(self, name: str, epochs: int) -> None:
+        self.bar = tqdm(total=epochs, desc=name, unit="epoch", leave=True, dynamic_ncols=True)
+
+    def epoch(self, logs: Mapping[str, float]) -> None:
+        self.bar.set_postfix(loss=f"{logs['train_loss']:.4f}", val_acc=f"{logs['val_accuracy']:.4f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _watch(proc: Any, conn: Any, progress: _Progress, result: TrialResult) -> dict[str, Any] | None:
+    """Relays the child's messages until it exits; returns its summary, or None."""
+    summary = None
+    while True:
+        if conn.poll(0.2):
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break
+            if msg[0] == "epoch":
+                result.metrics.update(msg[2])
+                progress.epoch(msg[2])
+            elif msg[0] == "result":
+                summary = msg[1]
+            elif msg[0] == "error":
+                err = msg[1]
+                result.status, result.reason = "FAILED", err["reason"]
+                result.message = f"{err['type']}: {err['message']}"
+                result.traceback = err["traceback"]
+        elif not proc.is_alive():
+            if not conn.poll():
+                break
+    proc.join()
+    return summary
+
+
+def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()) -> TrialResult:
+    """Runs one trial of ``cfg`` in a fresh child process and tracks it.
+
+    Args:
+        cfg: the composed config (``framework``, ``model``, ``data``, ``optim``, ``trainer``, ``tracking``).
+        overrides: the command-line overrides, recorded as a tag.
+
+    Returns:
+        The trial's result; raises :class:`~framework_arena.config.ConfigError` before creating
+        anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
+    """
+    container = resolve(cfg)
+    cfg_mod.validate(container)
+    container["trainer"]["threads"] = cfg_mod.resolve_threads(container["trainer"]["threads"])
+    name = cfg_mod.run_name(container)
+    result = TrialResult(status="RUNNING", run_name=name)
+    tk = container["tracking"]
+
+    run = None
+    if tk["name"] != "none":
+        from framework_arena.tracking import TrialRun
+
+        run = TrialRun(tk["uri"], tk["experiment"])
+        result.run_id = run.start(container, name, _tags(container, overrides))
+        result.tracking_uri = run.uri
+
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    from framework_arena import child
+
+    proc = ctx.Process(target=child.main, args=(container, result.tracking_uri, result.run_id, send), name=f"arena-{name}")
+    start = time.perf_counter()
+    progress = _Progress(name, container["trainer"]["epochs"])
+    try:
+        with _signals_raise():
+            proc.start()
+            send.close()  # the child holds the only writing end: EOF when it dies
+            summary = _watch(proc, recv, progress, result)
+    except TrialInterrupted as e:
+        progress.close()
+        _stop(proc)
+        result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
+        result.seconds = time.perf_counter() - start
+        _finish(run, result)
+        raise
+    finally:
+        progress.close()
+    result.seconds = time.perf_counter() - start
+    if summary is not None and proc.exitcode == 0:
+        result.status = "FINISHED"
+        result.metrics.update(summary["metrics"])
+    elif result.status == "RUNNING":
+        result.status, result.reason, result.message = _classify_exit(proc.exitcode)
+    _finish(run, result)
+    return result
+
+
+def _stop(proc: Any) -> None:
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(KILL_GRACE_S)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
+def _finish(run: Any, result: TrialResult) -> None:
+    """Records why a trial did not finish, then sets the run's final status."""
+    if run is None:
+        return
+    if result.status != "FINISHED":
+        run.set_tags({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
+        if result.traceback:
+            run.log_text(result.traceback, "error.txt")
+    run.end(result.status)

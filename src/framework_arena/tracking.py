@@ -1,0 +1,198 @@
+"""MLflow: the only module that imports it.
+
+The parent process (:class:`TrialRun`) creates the run, logs params, tags and the config, and
+owns the final status, so a run ends FINISHED, FAILED or KILLED whatever happens to the child.
+The child (:class:`RunLogger`) logs metrics, the learning curves and the model to that run id
+through ``MlflowClient`` only: no fluent active run, whose ``atexit`` hook would mark a crashed
+child FINISHED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from framework_arena.config import flatten
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from framework_arena.trainers.base import ModelExport
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+STATUS = {"FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED, "KILLED": RunStatus.KILLED}
+
+
+def strict() -> bool:
+    """Under test (``ARENA_STRICT_TRACKING=1``) tracking errors raise instead of being logged."""
+    return os.environ.get("ARENA_STRICT_TRACKING", "") == "1"
+
+
+def resolve_uri(uri: str) -> str:
+    """Makes a relative ``sqlite:///x.db`` absolute, so child processes and later runs agree."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + os.path.abspath(uri[len(prefix) :])
+    return uri
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """Returns the experiment id for ``name``, creating it once (artifacts beside a SQLite file)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise RuntimeError(f"tracking.experiment={name!r} is deleted in this store: restore it in the MLflow UI or choose another name")
+        return exp.experiment_id
+    artifact_location = None
+    uri = client.tracking_uri
+    if uri.startswith("sqlite:///"):
+        artifact_location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlruns").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location, tags={"arena.kind": "trials"})
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our look-up and our create.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+class TrialRun:
+    """The parent's handle on one trial's MLflow run."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = ensure_experiment(self.client, experiment)
+        self.run_id = ""
+
+    def start(self, cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
+        """Creates the run with its params, tags and ``config.yaml``; returns its id."""
+        import yaml
+
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        self.run_id = run.info.run_id
+        params = [Param(k, _param_value(v)) for k, v in flatten(cfg)]
+        for i in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
+        return self.run_id
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def end(self, status: str) -> None:
+        """Sets the final status: ``FINISHED``, ``FAILED`` or ``KILLED``."""
+        self.client.set_terminated(self.run_id, RunStatus.to_string(STATUS[status]))
+
+    def status(self) -> str:
+        return self.client.get_run(self.run_id).info.status
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
+
+class RunLogger:
+    """The child's logger: implements the trainer callback contract against one run id.
+
+    Args:
+        uri: the resolved tracking URI.
+        run_id: the run created by the parent.
+    """
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.client = MlflowClient(uri)
+        self.run_id = run_id
+
+    def _safe(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        # Tracking never breaks training in production; under test it must fail loudly.
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            if strict():
+                raise
+            log.warning("MLflow could not %s for run %s: %s", what, self.run_id, e)
+            return None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._safe("log metrics", self.client.log_batch, self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._safe("set tags", self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def on_train_begin(self, info: Mapping[str, Any]) -> None:
+        self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
+        self.log_metrics({"num_params": info["num_params"]}, step=0)
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+        self.log_metrics(logs, step=epoch)
+
+    def on_train_end(self, logs: Mapping[str, float]) -> None:
+        self.log_metrics(logs, step=0)
+
+    def log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
+        """Logs ``plots/learning_curves.png``: loss and accuracy per epoch, train and validation."""
+        self._safe("log the learning curves", self._log_learning_curves, history, title)
+
+    def _log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display in a child process or on a cluster node
+        import matplotlib.pyplot as plt
+
+        epochs = [h["epoch"] for h in history]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
+            ax.plot(epochs, [h[f"val_{metric}"] for h in history], "s-", label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(title)
+        self.client.log_figure(self.run_id, fig, "plots/learning_curves.png")
+        plt.close(fig)
+
+    def log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str | None:
+        """Logs the model with its flavor, a signature and an input example; returns the model URI."""
+        return self._safe("log the model", self._log_model, export, x_example, logits_example, step)
+
+    def _log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str:
+        import importlib
+
+        from mlflow.models import Model, infer_signature
+
+        flavor = importlib.import_module(f"mlflow.{export.flavor}")
+        # Explicit requirements: inferring them re-imports the model (about 11 s per model here).
+        requirements = [*export.pip_requirements, f"mlflow=={mlflow.__version__}"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # flavor chatter about optional inputs
+            info = Model.log(
+                name="model",
+                flavor=flavor,
+                run_id=self.run_id,
+                step=step,
+                signature=infer_signature(x_example, logits_example),
+                input_example=x_example,
+                pip_requirements=requirements,
+                **{export.model_kwarg: export.model},
+                **export.extra,
+            )
+        return info.model_uri

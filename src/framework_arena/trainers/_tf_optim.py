@@ -1,0 +1,83 @@
+"""Hand-written optimizers for the low-level TensorFlow trainer.
+
+They follow ``torch.optim``'s update rules (not Keras'), so the ``optim`` config means the same
+thing in the three frameworks. State lives in ``tf.Variable`` slots created up front, and
+:meth:`apply` is called inside the trainer's ``tf.function`` step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class Optimizer(tf.Module):
+    def __init__(self, variables: Sequence[tf.Variable], name: str) -> None:
+        super().__init__(name=name)
+        self.variables_ = list(variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+    def _slots(self, kind: str) -> list[tf.Variable]:
+        return [tf.Variable(tf.zeros_like(v), trainable=False, name=f"{kind}_{i}") for i, v in enumerate(self.variables_)]
+
+    def apply(self, grads: Sequence[tf.Tensor]) -> None:
+        """Updates every variable with its gradient (same order as the constructor's list)."""
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam, or AdamW when ``weight_decay`` > 0 (decoupled decay, applied first)."""
+
+    def __init__(self, variables: Sequence[tf.Variable], lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.0) -> None:
+        super().__init__(variables, "adamw" if weight_decay else "adam")
+        self.lr, self.beta1, self.beta2, self.eps, self.weight_decay = lr, beta1, beta2, eps, weight_decay
+        self.m = self._slots("m")
+        self.v = self._slots("v")
+
+    def apply(self, grads: Sequence[tf.Tensor]) -> None:
+        t = tf.cast(self.step.assign_add(1), tf.float64)
+        # torch computes the bias corrections as Python (double) floats: do the same, then cast.
+        step_size = tf.cast(self.lr / (1.0 - self.beta1**t), tf.float32)
+        bc2_sqrt = tf.cast(tf.sqrt(1.0 - self.beta2**t), tf.float32)
+        b1, b2 = self.beta1, self.beta2
+        for p, g, m, v in zip(self.variables_, grads, self.m, self.v):
+            if self.weight_decay:
+                p.assign(p * (1.0 - self.lr * self.weight_decay))
+            m_t = m.assign_add((1.0 - b1) * (g - m))  # torch's exp_avg.lerp_(grad, 1 - beta1)
+            v_t = v.assign(v * b2 + (1.0 - b2) * tf.square(g))
+            p.assign_sub(step_size * m_t / (tf.sqrt(v_t) / bc2_sqrt + self.eps))
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD with dampening 0: a zero-initialised buffer makes the first step buf = g."""
+
+    def __init__(self, variables: Sequence[tf.Variable], lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(variables, "sgd")
+        if nesterov and momentum <= 0:
+            raise ValueError(f"optim.nesterov=true needs optim.momentum > 0. Received: optim.momentum={momentum}")
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.buf = self._slots("momentum") if momentum else []
+
+    def apply(self, grads: Sequence[tf.Tensor]) -> None:
+        self.step.assign_add(1)
+        if not self.momentum:
+            for p, g in zip(self.variables_, grads):
+                p.assign_sub(self.lr * g)
+            return
+        for p, g, buf in zip(self.variables_, grads, self.buf):
+            b = buf.assign(self.momentum * buf + g)
+            p.assign_sub(self.lr * (g + self.momentum * b if self.nesterov else b))
+
+
+def make_optimizer(cfg: Mapping[str, Any], variables: Sequence[tf.Variable]) -> Optimizer:
+    """The optimizer the ``optim`` config group names; ``weight_decay`` is used by adamw only."""
+    name = cfg["name"]
+    if name in ("adam", "adamw"):
+        wd = float(cfg.get("weight_decay", 0.0)) if name == "adamw" else 0.0
+        return Adam(variables, float(cfg["lr"]), float(cfg["beta1"]), float(cfg["beta2"]), float(cfg["eps"]), wd)
+    if name == "sgd":
+        return SGD(variables, float(cfg["lr"]), float(cfg.get("momentum", 0.0)), bool(cfg.get("nesterov", False)))
+    raise ValueError(f"Expected optim.name in {OPTIMIZERS}. Received: optim.name={name!r}")

@@ -1,0 +1,274 @@
+"""Keras 3: a ``keras.Sequential`` trained with ``model.fit`` on the tensorflow, torch or jax back end.
+
+Keras fixes its back end at the first ``import keras``, so the runner sets ``KERAS_BACKEND`` in a
+fresh process before importing this module; :meth:`KerasTrainer.setup` checks that it did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import time
+import warnings
+from typing import Any, Iterator, Mapping
+
+import keras
+import numpy as np
+
+from framework_arena import data as data_lib
+from framework_arena import models
+from framework_arena.data import Dataset
+from framework_arena.trainers.base import (
+    EVAL_BATCH_SIZE,
+    Callback,
+    ModelExport,
+    Stopwatch,
+    Trainer,
+    check_finite,
+)
+
+BACKENDS = ("tensorflow", "torch", "jax")
+
+
+def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
+    # The initializers are overwritten by set_weights; they are named so the saved config tells the truth.
+    if isinstance(layer, models.Reshape):
+        return keras.layers.Reshape(layer.target_shape)
+    if isinstance(layer, models.Flatten):
+        return keras.layers.Flatten()
+    if isinstance(layer, models.Dense):
+        return keras.layers.Dense(layer.units, activation=layer.activation, kernel_initializer=init, bias_initializer="zeros")
+    if isinstance(layer, models.Conv2D):
+        return keras.layers.Conv2D(
+            layer.filters, layer.kernel_size, padding="same", activation=layer.activation,
+            kernel_initializer=init, bias_initializer="zeros",
+        )
+    if isinstance(layer, models.MaxPool2D):
+        return keras.layers.MaxPooling2D(layer.pool_size)
+    if isinstance(layer, models.Dropout):
+        return keras.layers.Dropout(layer.rate)
+    if isinstance(layer, models.LSTM):
+        return keras.layers.LSTM(
+            layer.units, return_sequences=layer.return_sequences, kernel_initializer=init,
+            recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=True,
+        )
+    raise TypeError(f"Unknown layer {layer!r}")
+
+
+def _optimizer(optim: Mapping[str, Any]) -> keras.optimizers.Optimizer:
+    # Keras adds epsilon to sqrt(v) before the bias correction, PyTorch after it: equal settings,
+    # slightly different placement (Keras' effective epsilon is eps / sqrt(1 - beta2**t)).
+    name = optim["name"]
+    if name == "adam":
+        return keras.optimizers.Adam(
+            learning_rate=optim["lr"], beta_1=optim["beta1"], beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False
+        )
+    if name == "adamw":
+        return keras.optimizers.AdamW(
+            learning_rate=optim["lr"], weight_decay=optim["weight_decay"], beta_1=optim["beta1"],
+            beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False,
+        )
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=optim["lr"], momentum=optim["momentum"], nesterov=optim["nesterov"])
+    raise ValueError(f"Expected optim.name in ('adam', 'adamw', 'sgd'). Received: optim.name={name!r}")
+
+
+def _dist_version(name: str) -> str:
+    return importlib.metadata.version(name).split("+")[0]  # torch's "2.13.0+cpu" is no pip pin
+
+
+def _backend_requirements(backend: str) -> list[str]:
+    if backend == "tensorflow":
+        for dist in ("tensorflow", "tensorflow-cpu"):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                return [f"{dist}=={_dist_version(dist)}"]
+        raise RuntimeError("The tensorflow back end is running but neither tensorflow nor tensorflow-cpu is installed")
+    if backend == "torch":
+        return [f"torch=={_dist_version('torch')}"]
+    return [f"jax=={_dist_version('jax')}", f"jaxlib=={_dist_version('jaxlib')}"]
+
+
+class _EpochBatches(keras.utils.PyDataset):
+    """The shared batch order, served to ``model.fit`` as one endless stream of batches.
+
+    Batch ``index`` is batch ``index % steps`` of epoch ``index // steps``, a pure function of the
+    index: with ``steps_per_epoch`` Keras keeps a single iterator over all epochs. Advancing the order
+    in ``on_epoch_end`` instead is not safe in Keras 3.15: ``fit`` calls ``on_epoch_end`` once before
+    the first epoch (``EpochIterator.reset``), and the tensorflow back end creates the next epoch's
+    prefetching ``tf.data`` iterator before it calls ``on_epoch_end``.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        super().__init__()  # one worker: batches are produced in index order, nothing reorders them
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.steps = data_lib.num_batches(len(y), batch_size)
+        self._cache: tuple[int, list[np.ndarray]] = (-1, [])
+
+    @property
+    def num_batches(self) -> None:
+        return None  # endless; fit() gets steps_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(index, self.steps)
+        cache = self._cache  # read once, replaced whole: a stale tf.data thread cannot tear it
+        if cache[0] != epoch:
+            order = data_lib.epoch_order(len(self.y), self.seed, epoch)
+            cache = (epoch, list(data_lib.batches(order, self.batch_size)))
+            self._cache = cache
+        idx = cache[1][step]
+        return self.x[idx], self.y[idx]
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Forwards Keras' epoch logs and timings to our :class:`Callback`."""
+
+    # Keeps Keras' asynchronous batch-end dispatch on torch/jax (the default when no callback
+    # overrides on_train_batch_end): the hooks below only store timestamps. Batch-end hooks then
+    # run in Keras' thread pool once the step's logs are computed; on_epoch_end waits for them.
+    async_safe = True
+
+    def __init__(self, callback: Callback, stopwatch: Stopwatch, steps: int) -> None:
+        super().__init__()
+        self.callback, self.stopwatch, self.last_step = callback, stopwatch, steps - 1
+        self.epoch_start = self.epoch_end = 0.0
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if batch == 0:
+            self.epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if batch == 0:
+            self.stopwatch.step_done()
+        if batch == self.last_step:
+            self.epoch_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        logs = logs or {}
+        train_loss = float(logs["loss"])
+        check_finite(epoch + 1, train_loss)
+        self.callback.on_epoch_end(epoch + 1, {
+            "train_loss": train_loss,
+            "train_accuracy": float(logs["accuracy"]),
+            "val_loss": float(logs["val_loss"]),
+            "val_accuracy": float(logs["val_accuracy"]),
+            "epoch_time_s": self.epoch_end - self.epoch_start,
+        })
+
+
+class KerasTrainer(Trainer):
+    framework = "keras"
+
+    model: keras.Sequential
+    _device: str = "cpu:0"  # Keras' device name for keras.device()
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        return keras.device(self._device)
+
+    def _check_backend(self) -> None:
+        actual = keras.backend.backend()
+        if self.backend not in BACKENDS or actual != self.backend:
+            raise RuntimeError(
+                f"Keras runs on the {actual!r} back end but framework.backend={self.backend!r} was requested "
+                f"(expected one of {BACKENDS}): set KERAS_BACKEND={self.backend} before the first `import keras`, "
+                f"in a fresh process per back end"
+            )
+
+    def _set_threads(self, threads: int) -> None:
+        if self.backend == "tensorflow":
+            import tensorflow as tf  # thread pools are a TF runtime setting Keras does not expose
+
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError as err:  # the TF runtime already started in this process
+                raise RuntimeError(f"Cannot set TensorFlow threads={threads}: call setup() before any op runs ({err})") from err
+        elif self.backend == "torch":
+            import torch  # Keras has no thread setting; torch's intra-op pool is what matters
+
+            torch.set_num_threads(threads)
+        elif "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+            # XLA reads its thread count from XLA_FLAGS once, before jax is imported (the runner's job).
+            warnings.warn(f"jax: threads={threads} not applied, XLA_FLAGS has no intra_op_parallelism_threads", stacklevel=3)
+
+    def _gpu_available(self) -> bool:
+        if self.backend == "torch":
+            import torch  # keras.distribution.list_devices is not implemented for torch
+
+            return torch.cuda.is_available()
+        return any(d.startswith("gpu") for d in keras.distribution.list_devices())
+
+    def setup(self) -> dict[str, str]:
+        self._check_backend()
+        s = self.settings
+        self._set_threads(s.threads)  # first: TF refuses once its runtime has started
+        keras.utils.set_random_seed(s.seed)
+        if s.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"Expected trainer.device in ('auto', 'cpu', 'cuda'). Received: trainer.device={s.device!r}")
+        gpu = s.device != "cpu" and self._gpu_available()
+        if s.device == "cuda" and not gpu:
+            raise RuntimeError(
+                f"trainer.device=cuda but Keras' {self.backend} back end sees no GPU "
+                f"(is a GPU build of {self.backend} installed?): use trainer.device=auto or cpu"
+            )
+        self._device = "gpu:0" if gpu else "cpu:0"
+        return {"framework_version": keras.__version__, "device": "cuda:0" if gpu else "cpu"}
+
+    def build(self) -> int:
+        self._check_backend()
+        spec = self.spec
+        layers = [_keras_layer(layer, spec.init) for layer in spec.layers]
+        with self._scope():
+            self.model = keras.Sequential([keras.Input(spec.input_shape), *layers], name=spec.name)
+            for layer, weights in zip(self.model.layers, self.weights, strict=True):
+                if weights:
+                    layer.set_weights([np.asarray(w, np.float32) for w in weights])
+            self.model.compile(
+                optimizer=_optimizer(self.settings.optim),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
+        count = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
+        expected = models.count_params(spec)
+        if count != expected:
+            raise RuntimeError(f"Keras built {count} trainable parameters, the spec has {expected}")
+        return count
+
+    def fit(self, data: Dataset, callback: Callback) -> None:
+        s = self.settings
+        stream = _EpochBatches(data.train.x, data.train.y, s.batch_size, s.seed)
+        stopwatch = Stopwatch()
+        reporter = _Reporter(callback, stopwatch, stream.steps)
+        stopwatch.start()
+        with self._scope():
+            self.model.fit(
+                stream,
+                epochs=s.epochs,
+                steps_per_epoch=stream.steps,
+                validation_data=(data.val.x, data.val.y),
+                validation_batch_size=EVAL_BATCH_SIZE,
+                shuffle=False,  # the order is the stream's; fit must not permute batches
+                callbacks=[reporter],
+                verbose=0,
+            )
+        callback.on_train_end(stopwatch.end_logs())
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        with self._scope():
+            logs = self.model.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+        return float(logs["loss"]), float(logs["accuracy"])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with self._scope():
+            return np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0))
+
+    def export(self) -> ModelExport:
+        # The .keras file holds numpy weights and a back-end-neutral config: it loads under any back
+        # end, but a fresh process needs KERAS_BACKEND (default tensorflow) and that back end installed.
+        return ModelExport(
+            flavor="keras",
+            model_kwarg="model",
+            model=self.model,
+            pip_requirements=[f"keras=={keras.__version__}", *_backend_requirements(self.backend)],
+            extra={"save_exported_model": False},
+        )

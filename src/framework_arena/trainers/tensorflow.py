@@ -1,0 +1,206 @@
+"""Low-level TensorFlow: tf.Variables in a tf.Module, tf.nn ops, GradientTape and a tf.function step.
+
+No Keras anywhere: the layers, the loss and the optimizer (``_tf_optim``) are written out with
+``tf.nn`` / ``tf.linalg`` ops, as in the article's "low-level TensorFlow" column.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import random
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from framework_arena import data as d
+from framework_arena import models as m
+from framework_arena.trainers._tf_optim import make_optimizer
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, Callback, ModelExport, Stopwatch, Trainer, check_finite
+
+_ACTIVATIONS = {
+    "relu": tf.nn.relu,
+    "tanh": tf.math.tanh,
+    "sigmoid": tf.math.sigmoid,
+    "gelu": functools.partial(tf.nn.gelu, approximate=False),  # exact erf form, as torch's default
+}
+
+
+def _act(name: str | None, z: tf.Tensor) -> tf.Tensor:
+    return z if name is None else _ACTIVATIONS[name](z)
+
+
+def _lstm(x: tf.Tensor, kernel: tf.Variable, recurrent: tf.Variable, bias: tf.Variable, return_sequences: bool) -> tf.Tensor:
+    steps, features = x.shape[1], x.shape[2]
+    units = recurrent.shape[0]
+    # The input projection of all steps is one matmul; only h @ recurrent stays sequential.
+    xz = tf.reshape(tf.matmul(tf.reshape(x, [-1, features]), kernel) + bias, [-1, steps, 4 * units])
+    h = c = tf.zeros([tf.shape(x)[0], units], x.dtype)
+    outputs = []
+    # The step count is static, so the loop unrolls into the graph: no while_loop per-step cost.
+    for xz_t in tf.unstack(xz, axis=1):
+        i, f, g, o = tf.split(xz_t + tf.matmul(h, recurrent), 4, axis=1)  # Keras/torch gate order
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        outputs.append(h)
+    return tf.stack(outputs, axis=1) if return_sequences else h
+
+
+class _Net(tf.Module):
+    """The spec's layers as tf.Variables (Keras layout is TF's own: no transposes)."""
+
+    def __init__(self, spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]]) -> None:
+        super().__init__(name=spec.name)
+        self._spec = spec
+        self.params = [[tf.Variable(np.asarray(w, np.float32), name=f"layer{i}_{j}") for j, w in enumerate(ws)] for i, ws in enumerate(weights)]
+
+    def forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        for layer, shape, w in zip(self._spec.layers, self._spec.shapes, self.params):
+            if isinstance(layer, m.Reshape):
+                x = tf.reshape(x, [-1, *layer.target_shape])
+            elif isinstance(layer, m.Flatten):
+                x = tf.reshape(x, [-1, math.prod(shape)])
+            elif isinstance(layer, m.Dense):
+                x = _act(layer.activation, tf.nn.bias_add(tf.matmul(x, w[0]), w[1]))
+            elif isinstance(layer, m.Conv2D):
+                x = _act(layer.activation, tf.nn.bias_add(tf.nn.conv2d(x, w[0], strides=1, padding="SAME"), w[1]))
+            elif isinstance(layer, m.MaxPool2D):
+                x = tf.nn.max_pool2d(x, layer.pool_size, layer.pool_size, padding="VALID")
+            elif isinstance(layer, m.Dropout):
+                if training:
+                    x = tf.nn.dropout(x, rate=layer.rate)
+            elif isinstance(layer, m.LSTM):
+                x = _lstm(x, *w, layer.return_sequences)
+            else:
+                raise TypeError(f"Unknown layer {layer!r}")
+        return x
+
+
+def _serving_module(net: _Net, input_shape: Sequence[int]) -> tf.Module:
+    """A module whose ``__call__`` is the inference-mode forward pass for any batch size.
+
+    MLflow's tensorflow flavor saves a tf.Module with ``tf.saved_model.save`` and its pyfunc
+    calls the loaded object, so ``__call__`` must be a tf.function; the input shape is only
+    known per spec, hence the class is made here.
+    """
+
+    class Serving(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="serving")
+            self.net = net
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name="x")])
+        def __call__(self, x: tf.Tensor) -> tf.Tensor:
+            return self.net.forward(x, training=False)
+
+    return Serving()
+
+
+def _tensorflow_requirement() -> str:
+    # tensorflow-cpu and tensorflow install the same module: pin whichever distribution is here.
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"):
+        try:
+            return f"{dist}=={importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return f"tensorflow=={tf.__version__}"
+
+
+class TensorFlowTrainer(Trainer):
+    framework = "tensorflow"
+
+    def setup(self) -> dict[str, str]:
+        s = self.settings
+        # Both must be set before the TF runtime starts (the runner gives each trial a fresh process).
+        tf.config.threading.set_intra_op_parallelism_threads(s.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(s.threads)
+        gpus = tf.config.list_physical_devices("GPU")
+        if s.device == "cuda" and not gpus:
+            raise RuntimeError("trainer.device=cuda but TensorFlow sees no GPU: install tensorflow[and-cuda] or use trainer.device=auto")
+        if s.device == "cpu" and gpus:
+            tf.config.set_visible_devices([], "GPU")
+            gpus = []
+        elif s.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: trainer.device={s.device!r}")
+        random.seed(s.seed)
+        np.random.seed(s.seed)
+        tf.random.set_seed(s.seed)
+        return {"framework_version": tf.__version__, "device": "gpu:0" if gpus else "cpu"}
+
+    def build(self) -> int:
+        spec = self.spec
+        self.net = _Net(spec, self.weights)
+        self.serving = _serving_module(self.net, spec.input_shape)
+        variables = self.net.trainable_variables
+        num_params = sum(int(np.prod(v.shape)) for v in variables)
+        if num_params != m.count_params(spec):
+            raise RuntimeError(f"The TensorFlow {spec.name} has {num_params} parameters, the spec {m.count_params(spec)}")
+        self.optimizer = make_optimizer(self.settings.optim, variables)
+        # Epoch sums stay on the device and are read once per epoch (a read is the only sync).
+        self._loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+        x_spec = tf.TensorSpec([None, *spec.input_shape], tf.float32)
+        y_spec = tf.TensorSpec([None], tf.int64)
+        # A None batch axis: the last, smaller batch reuses the same graph instead of retracing.
+        self._train_step = tf.function(self._train_step_fn, input_signature=[x_spec, y_spec])
+        self._eval_step = tf.function(self._eval_step_fn, input_signature=[x_spec, y_spec])
+        return num_params
+
+    def _train_step_fn(self, x: tf.Tensor, y: tf.Tensor) -> None:
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.net.forward(x, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        self.optimizer.apply(tape.gradient(loss, variables))
+        self._loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(tf.shape(y)[0], tf.float64))
+        self._correct.assign_add(tf.math.count_nonzero(tf.argmax(logits, axis=1) == y))
+
+    def _eval_step_fn(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = self.net.forward(x, training=False)
+        loss_sum = tf.reduce_sum(tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), tf.float64))
+        return loss_sum, tf.math.count_nonzero(tf.argmax(logits, axis=1) == y)
+
+    def fit(self, data: d.Dataset, callback: Callback) -> None:
+        s = self.settings
+        x_train, y_train = data.train.x, data.train.y.astype(np.int64, copy=False)
+        n = len(y_train)
+        stopwatch = Stopwatch()
+        stopwatch.start()
+        for epoch in range(1, s.epochs + 1):
+            order = d.epoch_order(n, s.seed, epoch - 1)
+            self._loss_sum.assign(0.0)
+            self._correct.assign(0)
+            start = time.perf_counter()
+            # Direct tensors: numpy batches straight into the step (faster than tf.data here, see report).
+            for idx in d.batches(order, s.batch_size):
+                self._train_step(x_train[idx], y_train[idx])
+                if stopwatch.first_step_end is None:
+                    self._loss_sum.numpy()  # the step has really finished once a value is fetched
+                    stopwatch.step_done()
+            loss_sum, correct = self._loss_sum.numpy(), self._correct.numpy()
+            epoch_time = time.perf_counter() - start
+            train_loss = float(loss_sum) / n
+            check_finite(epoch, train_loss)
+            val_loss, val_acc = self.evaluate(data.val.x, data.val.y)
+            callback.on_epoch_end(epoch, {"train_loss": train_loss, "train_accuracy": float(correct) / n, "val_loss": val_loss, "val_accuracy": val_acc, "epoch_time_s": epoch_time})
+        callback.on_train_end(stopwatch.end_logs())
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        y = y.astype(np.int64, copy=False)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(y), EVAL_BATCH_SIZE):
+            batch_loss, batch_correct = self._eval_step(x[start : start + EVAL_BATCH_SIZE], y[start : start + EVAL_BATCH_SIZE])
+            loss_sum += float(batch_loss)
+            correct += int(batch_correct)
+        return loss_sum / len(y), correct / len(y)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32, copy=False)
+        parts = [self.serving(x[start : start + EVAL_BATCH_SIZE]).numpy() for start in range(0, len(x), EVAL_BATCH_SIZE)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.spec.num_classes), np.float32)
+
+    def export(self) -> ModelExport:
+        return ModelExport(flavor="tensorflow", model_kwarg="model", model=self.serving, pip_requirements=[_tensorflow_requirement()], extra={})

@@ -1,0 +1,260 @@
+"""The PyTorch trainer: an ``nn.Module`` built from the spec, ``torch.optim`` and a plain loop."""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from framework_arena import data as data_mod
+from framework_arena import models as m
+from framework_arena.data import Dataset
+from framework_arena.trainers.base import (
+    EVAL_BATCH_SIZE,
+    Callback,
+    ModelExport,
+    Stopwatch,
+    Trainer,
+    check_finite,
+)
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class _Permute(nn.Module):
+    """Moves between the spec's NHWC layout and the NCHW layout torch convolutions want."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+class _Reshape(nn.Module):
+    def __init__(self, target_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.target_shape = target_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.target_shape)
+
+
+class _LSTM(nn.Module):
+    """One Keras-style LSTM layer: the whole sequence or only the last step's output."""
+
+    def __init__(self, features: int, units: int, return_sequences: bool) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(features, units, batch_first=True)
+        self.return_sequences = return_sequences
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return out if self.return_sequences else out[:, -1]
+
+
+def _activation(name: str | None) -> nn.Module | None:
+    if name is None:
+        return None
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")}
+    if name not in acts:
+        raise ValueError(f"Expected an activation in {m.ACTIVATIONS}. Received: {name!r}")
+    return acts[name]()
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def build_module(spec: m.ModelSpec, weights: Any) -> nn.Sequential:
+    """The spec as an ``nn.Sequential`` holding ``weights`` (Keras layout, transposed here)."""
+    mods: list[nn.Module] = []
+    channels_first = False
+    for layer, shape, w in zip(spec.layers, spec.shapes, weights):
+        if isinstance(layer, (m.Conv2D, m.MaxPool2D)) and not channels_first:
+            mods.append(_Permute((0, 3, 1, 2)))
+            channels_first = True
+        elif channels_first and not isinstance(layer, (m.Conv2D, m.MaxPool2D, m.Dropout)):
+            # Back to NHWC so Flatten orders features as Keras and the reference do.
+            mods.append(_Permute((0, 2, 3, 1)))
+            channels_first = False
+        if isinstance(layer, m.Reshape):
+            mods.append(_Reshape(layer.target_shape))
+        elif isinstance(layer, m.Flatten):
+            mods.append(nn.Flatten())
+        elif isinstance(layer, m.Dropout):
+            mods.append(nn.Dropout(layer.rate))
+        elif isinstance(layer, m.MaxPool2D):
+            mods.append(nn.MaxPool2d(layer.pool_size))  # floors like the reference and Keras "valid"
+        elif isinstance(layer, (m.Dense, m.Conv2D)):
+            if isinstance(layer, m.Dense):
+                mod: nn.Module = nn.Linear(shape[-1], layer.units)
+                kernel = w[0].T
+            else:
+                # padding="same" puts the odd pad after, as TensorFlow does.
+                mod = nn.Conv2d(shape[-1], layer.filters, layer.kernel_size, padding="same")
+                kernel = w[0].transpose(3, 2, 0, 1)
+            with torch.no_grad():
+                mod.weight.copy_(_t(kernel))
+                mod.bias.copy_(_t(w[1]))
+            mods.append(mod)
+            act = _activation(layer.activation)
+            if act is not None:
+                mods.append(act)
+        elif isinstance(layer, m.LSTM):
+            mod = _LSTM(shape[-1], layer.units, layer.return_sequences)
+            lstm = mod.lstm
+            with torch.no_grad():
+                lstm.weight_ih_l0.copy_(_t(w[0].T))
+                lstm.weight_hh_l0.copy_(_t(w[1].T))
+                lstm.bias_ih_l0.copy_(_t(w[2]))
+                lstm.bias_hh_l0.zero_()
+            # Keras has a single bias: freeze torch's second one at zero so the counts agree.
+            lstm.bias_hh_l0.requires_grad_(False)
+            mods.append(mod)
+        else:
+            raise TypeError(f"Unknown layer {layer!r}")
+    return nn.Sequential(*mods)
+
+
+class TorchTrainer(Trainer):
+    framework = "torch"
+    device: torch.device = torch.device("cpu")
+
+    def setup(self) -> dict[str, str]:
+        s = self.settings
+        torch.set_num_threads(s.threads)
+        try:
+            torch.set_num_interop_threads(s.threads)
+        except RuntimeError:  # can be set only once per process, before any parallel work
+            pass
+        torch.manual_seed(s.seed)
+        np.random.seed(s.seed)
+        random.seed(s.seed)
+        if s.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                "trainer.device=cuda but torch sees no CUDA device "
+                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}): use trainer.device=cpu or auto"
+            )
+        if s.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: {s.device!r}")
+        use_cuda = s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
+        self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+        return {"framework_version": torch.__version__, "device": str(self.device)}
+
+    def build(self) -> int:
+        self.model = build_module(self.spec, self.weights).to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        count = sum(p.numel() for p in params)
+        expected = m.count_params(self.spec)
+        if count != expected:
+            raise RuntimeError(f"torch built {count} trainable parameters, the spec has {expected}")
+        self.optimizer = self._optimizer(params)
+        return count
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        o = self.settings.optim
+        name = o["name"]
+        if name == "adam":
+            return torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=0.0)
+        if name == "adamw":
+            return torch.optim.AdamW(
+                params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"]
+            )
+        if name == "sgd":
+            return torch.optim.SGD(
+                params, lr=o["lr"], momentum=o["momentum"], dampening=0.0, weight_decay=0.0, nesterov=o["nesterov"]
+            )
+        raise ValueError(f"Expected optim.name in {list(OPTIMIZERS)}. Received: optim.name={name!r}")
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def fit(self, data: Dataset, callback: Callback) -> None:
+        s = self.settings
+        x, y = self._tensors(data.train.x, data.train.y)
+        val = self._tensors(data.val.x, data.val.y)
+        n = len(y)
+        model, opt = self.model, self.optimizer
+        stopwatch = Stopwatch()
+        stopwatch.start()
+        first_step = True
+        for epoch in range(1, s.epochs + 1):
+            model.train()
+            order = torch.from_numpy(data_mod.epoch_order(n, s.seed, epoch - 1)).to(self.device)
+            idx_batches = [order[i : i + s.batch_size] for i in range(0, n, s.batch_size)]  # = data.batches
+            # Detached outputs are kept and reduced once per epoch: no extra kernels or host syncs per step.
+            losses, outputs = [], []
+            self._sync()
+            t0 = time.perf_counter()
+            for idx in idx_batches:
+                logits = model(x[idx])
+                loss = F.cross_entropy(logits, y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+                outputs.append(logits.detach())
+                if first_step:
+                    self._sync()
+                    stopwatch.step_done()
+                    first_step = False
+            self._sync()
+            epoch_time = time.perf_counter() - t0
+            with torch.no_grad():
+                sizes = torch.tensor([len(i) for i in idx_batches], dtype=torch.float32, device=self.device)
+                train_loss = float((torch.stack(losses) * sizes).sum()) / n
+                correct = int((torch.cat(outputs).argmax(dim=1) == y[order]).sum())
+            check_finite(epoch, train_loss)
+            val_loss, val_acc = self._evaluate(*val)
+            logs = {
+                "train_loss": train_loss,
+                "train_accuracy": correct / n,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "epoch_time_s": epoch_time,
+            }
+            callback.on_epoch_end(epoch, logs)
+        callback.on_train_end(stopwatch.end_logs())
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return _t(x).to(self.device), torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device)
+
+    @torch.inference_mode()
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return torch.cat([self.model(x[i : i + EVAL_BATCH_SIZE]) for i in range(0, len(x), EVAL_BATCH_SIZE)])
+
+    @torch.inference_mode()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        logits = self._logits(x)
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        correct = (logits.argmax(dim=1) == y).sum()
+        return float(loss) / len(y), int(correct) / len(y)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        return self._evaluate(*self._tensors(x, y))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._logits(_t(x).to(self.device)).cpu().numpy()
+
+    def export(self) -> ModelExport:
+        # A CPU copy, so the trainer keeps working on its device after exporting.
+        model = copy.deepcopy(self.model).cpu().eval()
+        return ModelExport(
+            flavor="pytorch",
+            model_kwarg="pytorch_model",
+            model=model,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            # pt2 (torch.export) loads without framework_arena and without unpickling code;
+            # named explicitly because MLflow falls back to pickle on Databricks URIs.
+            extra={"serialization_format": "pt2"},
+        )

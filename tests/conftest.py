@@ -1,0 +1,54 @@
+"""Shared fixtures: a real temporary MLflow store per test, real Hydra composition, real training."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+# Tracking errors must fail tests, never be swallowed (see tracking.strict).
+os.environ["ARENA_STRICT_TRACKING"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+#: (framework, backend) pairs that can run here; jax only where it is installed.
+FRAMEWORKS: list[tuple[str, str | None]] = [("torch", None), ("tensorflow", None), ("keras", "tensorflow"), ("keras", "torch")]
+if importlib.util.find_spec("jax") is not None:
+    FRAMEWORKS.append(("keras", "jax"))
+
+
+def framework_overrides(framework: str, backend: str | None) -> list[str]:
+    return [f"framework={framework}"] + ([f"framework.backend={backend}"] if backend else [])
+
+
+def framework_id(fb: tuple[str, str | None]) -> str:
+    return fb[0] + (f"-{fb[1]}" if fb[1] else "")
+
+
+def compose(overrides: Sequence[str] = ()):
+    """Composes the real config tree as ``arena`` would, with ``overrides``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from framework_arena.config import register_configs
+
+    register_configs()
+    with initialize_config_module(config_module="framework_arena.conf", version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh SQLite MLflow store in a temporary folder."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def run_arena(args: Sequence[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Runs the installed ``arena`` console script as a user would."""
+    exe = Path(sys.executable).with_name("arena")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)

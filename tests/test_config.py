@@ -1,0 +1,118 @@
+"""Composition, type checks and semantic validation: bad values fail before any run exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+from conftest import compose, run_arena
+from framework_arena import config as c
+from framework_arena.runner import resolve
+
+
+def test_search_path_plugin_is_discovered() -> None:
+    names = [p.__name__ for p in Plugins.instance().discover(SearchPathPlugin)]
+    assert "FrameworkArenaSearchPathPlugin" in names
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["framework=tensorflow", "model=cnn", "optim=sgd"],
+        ["framework=keras", "framework.backend=torch", "model=lstm", "optim=adamw"],
+        ["data=synthetic", "data.shape=[12,5]", "model=lstm"],
+    ],
+)
+def test_every_group_composes_and_validates(overrides: list[str]) -> None:
+    cfg = resolve(compose(overrides))
+    c.validate(cfg)
+    assert cfg["data"]["split_seed"] == cfg["trainer"]["seed"]
+
+
+def test_defaults_are_written_out_in_full() -> None:
+    cfg = resolve(compose())
+    assert cfg["framework"] == {"name": "torch", "backend": None}
+    assert cfg["optim"] == {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+    assert cfg["tracking"]["uri"] == "sqlite:///mlflow.db"
+    assert cfg["tracking"]["experiment"] == "framework-arena"
+
+
+@pytest.mark.parametrize(
+    "overrides, key, value",
+    [
+        (["optim.lr=-1"], "optim.lr", "-1.0"),
+        (["trainer.batch_size=-8"], "trainer.batch_size", "-8"),
+        (["trainer.epochs=0"], "trainer.epochs", "0"),
+        (["model.dropout=1.0"], "model.dropout", "1.0"),
+        (["trainer.device=tpu"], "trainer.device", "'tpu'"),
+        (["framework=keras", "framework.backend=mxnet"], "framework.backend", "'mxnet'"),
+        (["framework.backend=torch"], "framework.backend", "'torch'"),
+        (["model=cnn", "model.kernel_size=4"], "model.kernel_size", "4"),
+        (["model=cnn", "data=synthetic", "data.shape=[10,4]"], "data.shape", "length 2"),
+        (["optim=sgd", "optim.momentum=1.5"], "optim.momentum", "1.5"),
+        (["model=cnn", "model.filters=[8,8,8,8]"], "model=cnn", "(8, 8, 1)"),
+        (["data=idx"], "data.path", "None"),
+        (["tracking=server", "tracking.uri=file:///tmp/x"], "tracking.uri", "file:///tmp/x"),
+    ],
+)
+def test_validation_names_key_value_and_expectation(overrides: list[str], key: str, value: str) -> None:
+    with pytest.raises(c.ConfigError) as err:
+        c.validate(resolve(compose(overrides)))
+    text = str(err.value)
+    assert key in text and value in text and ("Expected" in text or "needs" in text), text
+
+
+def test_all_problems_are_reported_together() -> None:
+    with pytest.raises(c.ConfigError) as err:
+        c.validate(resolve(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))
+    assert len(err.value.problems) == 3
+
+
+def test_config_hash_ignores_where_results_go() -> None:
+    a = resolve(compose())
+    b = resolve(compose(["tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x"]))
+    d = resolve(compose(["optim.lr=0.002"]))
+    assert c.config_hash(a) == c.config_hash(b) != c.config_hash(d)
+
+
+def test_run_name_and_flatten() -> None:
+    cfg = resolve(compose(["framework=keras", "framework.backend=jax", "model=cnn", "trainer.seed=3"]))
+    assert c.run_name(cfg) == "keras-jax-cnn-digits-s3"
+    flat = dict(c.flatten(cfg))
+    assert flat["optim.eps"] == 1e-7 and flat["model.filters"] == [16, 32]
+
+
+def _assert_no_run_created(cwd: Path) -> None:
+    db = cwd / "mlflow.db"
+    if db.exists():  # nothing should have created it, but if something did, it must hold no run
+        import mlflow
+
+        assert mlflow.search_runs(search_all_experiments=True, tracking_uri=f"sqlite:///{db}").empty
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["optim.lr=-1"], "Expected optim.lr > 0. Received: optim.lr=-1.0"),
+        (["trainer.batch_size=-1"], "Expected trainer.batch_size >= 1. Received: trainer.batch_size=-1"),
+        (["data=idx", "data.path=/no/such/folder"], "data.path='/no/such/folder' does not exist"),
+        (["framework=caffe"], "Could not find 'framework/caffe'"),
+        (["optim.lr=abc"], "could not be converted to Float"),
+    ],
+)
+def test_cli_rejects_bad_values_before_creating_a_run(tmp_path: Path, args: list[str], expected: str) -> None:
+    proc = run_arena(args, tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert expected in proc.stdout + proc.stderr
+    _assert_no_run_created(tmp_path)
+
+
+def test_cli_lists_valid_options_for_unknown_framework(tmp_path: Path) -> None:
+    proc = run_arena(["framework=caffe"], tmp_path, timeout=120)
+    out = proc.stdout + proc.stderr
+    for name in ("keras", "tensorflow", "torch"):
+        assert f"\t{name}" in out
