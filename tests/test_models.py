@@ -35,5 +35,5 @@ def test_shapes_that_cannot_feed_a_model_are_refused() -> None:
     cnn = resolve(compose(["model=cnn"]))["model"]
     with pytest.raises(ValueError, match="model=cnn expects image data"):
         models.build_spec(cnn, (12, 5), 10)
-    with pytest.raises(ValueError, match="shrinks the input"):
+    with pytest.raises(ValueError, match="shrinks the input to nothing"):
         models.build_spec({**cnn, "filters": [8, 8, 8, 8]}, (8, 8, 1), 10)

@@ -164,8 +164,8 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
         current = _out_shape(layer, current)
         if min(current) < 1:
             raise ValueError(
-                f"model={kind} shrinks the input {shape} to nothing at layer {layer}: "
-                f"use fewer pooling layers or a smaller pool_size"
+                f"Expected model={kind} to fit the input shape {shape}: it shrinks the input to nothing "
+                f"at layer {layer}; use fewer pooling layers or a smaller pool_size"
             )
     return ModelSpec(kind, shape, int(num_classes), tuple(layers), tuple(shapes), model_cfg.get("init", "glorot_uniform"))
 
