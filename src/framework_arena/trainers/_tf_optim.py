@@ -17,11 +17,11 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class Optimizer(tf.Module):
     def __init__(self, variables: Sequence[tf.Variable], name: str) -> None:
         super().__init__(name=name)
-        self.variables_ = list(variables)
+        self.params = list(variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
     def _slots(self, kind: str) -> list[tf.Variable]:
-        return [tf.Variable(tf.zeros_like(v), trainable=False, name=f"{kind}_{i}") for i, v in enumerate(self.variables_)]
+        return [tf.Variable(tf.zeros_like(v), trainable=False, name=f"{kind}_{i}") for i, v in enumerate(self.params)]
 
     def apply(self, grads: Sequence[tf.Tensor]) -> None:
         """Updates every variable with its gradient (same order as the constructor's list)."""
@@ -43,7 +43,7 @@ class Adam(Optimizer):
         step_size = tf.cast(self.lr / (1.0 - self.beta1**t), tf.float32)
         bc2_sqrt = tf.cast(tf.sqrt(1.0 - self.beta2**t), tf.float32)
         b1, b2 = self.beta1, self.beta2
-        for p, g, m, v in zip(self.variables_, grads, self.m, self.v):
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
             if self.weight_decay:
                 p.assign(p * (1.0 - self.lr * self.weight_decay))
             m_t = m.assign_add((1.0 - b1) * (g - m))  # torch's exp_avg.lerp_(grad, 1 - beta1)
@@ -64,10 +64,10 @@ class SGD(Optimizer):
     def apply(self, grads: Sequence[tf.Tensor]) -> None:
         self.step.assign_add(1)
         if not self.momentum:
-            for p, g in zip(self.variables_, grads):
+            for p, g in zip(self.params, grads):
                 p.assign_sub(self.lr * g)
             return
-        for p, g, buf in zip(self.variables_, grads, self.buf):
+        for p, g, buf in zip(self.params, grads, self.buf):
             b = buf.assign(self.momentum * buf + g)
             p.assign_sub(self.lr * (g + self.momentum * b if self.nesterov else b))
 

@@ -5,26 +5,19 @@ from __future__ import annotations
 import copy
 import random
 import time
-from typing import Any
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from framework_arena import data as data_mod
 from framework_arena import models as m
-from framework_arena.data import Dataset
-from framework_arena.trainers.base import (
-    EVAL_BATCH_SIZE,
-    Callback,
-    ModelExport,
-    Stopwatch,
-    Trainer,
-    check_finite,
-)
+from framework_arena.data import Dataset, epoch_order
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, Callback, ModelExport, Stopwatch, Trainer, check_finite
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")}
 
 
 class _Permute(nn.Module):
@@ -60,20 +53,11 @@ class _LSTM(nn.Module):
         return out if self.return_sequences else out[:, -1]
 
 
-def _activation(name: str | None) -> nn.Module | None:
-    if name is None:
-        return None
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")}
-    if name not in acts:
-        raise ValueError(f"Expected an activation in {m.ACTIVATIONS}. Received: {name!r}")
-    return acts[name]()
-
-
 def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def build_module(spec: m.ModelSpec, weights: Any) -> nn.Sequential:
+def build_module(spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]]) -> nn.Sequential:
     """The spec as an ``nn.Sequential`` holding ``weights`` (Keras layout, transposed here)."""
     mods: list[nn.Module] = []
     channels_first = False
@@ -105,9 +89,8 @@ def build_module(spec: m.ModelSpec, weights: Any) -> nn.Sequential:
                 mod.weight.copy_(_t(kernel))
                 mod.bias.copy_(_t(w[1]))
             mods.append(mod)
-            act = _activation(layer.activation)
-            if act is not None:
-                mods.append(act)
+            if layer.activation is not None:
+                mods.append(ACTIVATIONS[layer.activation]())
         elif isinstance(layer, m.LSTM):
             mod = _LSTM(shape[-1], layer.units, layer.return_sequences)
             lstm = mod.lstm
@@ -138,13 +121,13 @@ class TorchTrainer(Trainer):
         torch.manual_seed(s.seed)
         np.random.seed(s.seed)
         random.seed(s.seed)
+        if s.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: trainer.device={s.device!r}")
         if s.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
                 "trainer.device=cuda but torch sees no CUDA device "
                 f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}): use trainer.device=cpu or auto"
             )
-        if s.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: {s.device!r}")
         use_cuda = s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
         return {"framework_version": torch.__version__, "device": str(self.device)}
@@ -189,8 +172,8 @@ class TorchTrainer(Trainer):
         first_step = True
         for epoch in range(1, s.epochs + 1):
             model.train()
-            order = torch.from_numpy(data_mod.epoch_order(n, s.seed, epoch - 1)).to(self.device)
-            idx_batches = [order[i : i + s.batch_size] for i in range(0, n, s.batch_size)]  # = data.batches
+            order = torch.from_numpy(epoch_order(n, s.seed, epoch - 1)).to(self.device)
+            idx_batches = torch.split(order, s.batch_size)  # the slices of data.batches, as device views
             # Detached outputs are kept and reduced once per epoch: no extra kernels or host syncs per step.
             losses, outputs = [], []
             self._sync()
@@ -231,10 +214,14 @@ class TorchTrainer(Trainer):
     @torch.inference_mode()
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
+        if len(x) == 0:  # e.g. val_fraction=0: torch.cat needs at least one batch
+            return x.new_zeros((0, self.spec.num_classes))
         return torch.cat([self.model(x[i : i + EVAL_BATCH_SIZE]) for i in range(0, len(x), EVAL_BATCH_SIZE)])
 
     @torch.inference_mode()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        if len(y) == 0:
+            return float("nan"), float("nan")
         logits = self._logits(x)
         loss = F.cross_entropy(logits, y, reduction="sum")
         correct = (logits.argmax(dim=1) == y).sum()
