@@ -118,6 +118,11 @@ class RunLogger:
     def __init__(self, uri: str, run_id: str) -> None:
         self.client = MlflowClient(uri)
         self.run_id = run_id
+        # Model.log resolves the store and the LoggedModel's experiment from global state; this
+        # process exists for this one run, so pointing that state at it is safe. No run is
+        # made active: its atexit hook would mark a crashed child FINISHED.
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id)
 
     def _safe(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         # Tracking never breaks training in production; under test it must fail loudly.
@@ -185,6 +190,7 @@ class RunLogger:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flavor chatter about optional inputs
             info = Model.log(
+                artifact_path=None,  # positional in MLflow 3.17; `name` replaces it
                 name="model",
                 flavor=flavor,
                 run_id=self.run_id,

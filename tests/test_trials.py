@@ -1,0 +1,112 @@
+"""Real trials in every framework, asserted on what MLflow stored.
+
+The trials of each (framework, model) pair run once per session into one temporary store;
+the tests read them back through MlflowClient as a user's tooling would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
+from framework_arena.runner import TrialResult, run_trial
+
+pytestmark = pytest.mark.slow
+
+MODELS = ("mlp", "cnn")
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+FINAL_METRICS = ("test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb")
+
+
+@pytest.fixture(scope="session")
+def shootout(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[tuple[str, str], TrialResult]]:
+    """Every framework x model with the default settings (10 epochs of digits), one store."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    results = {}
+    for fb in FRAMEWORKS:
+        for model in MODELS:
+            overrides = [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"]
+            results[(framework_id(fb), model)] = run_trial(compose(overrides), overrides)
+    return uri, results
+
+
+CASES = [(framework_id(fb), m) for fb in FRAMEWORKS for m in MODELS]
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_trial_learns_and_is_fully_tracked(shootout, case: tuple[str, str]) -> None:
+    uri, results = shootout
+    result = results[case]
+    assert result.status == "FINISHED", result.message
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    framework, _, backend = case[0].partition("-")
+    # status and name
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"{case[0]}-{case[1]}-digits-s0"
+    # learned
+    assert run.data.metrics["val_accuracy"] >= 0.90, run.data.metrics
+    assert run.data.metrics["test_accuracy"] >= 0.85
+    # params: the resolved config, flattened
+    params = run.data.params
+    assert params["framework.name"] == framework and params["model.name"] == case[1]
+    assert params["optim.eps"] == "1e-07" and params["trainer.epochs"] == "10" and params["data.split_seed"] == "0"
+    # tags
+    tags = run.data.tags
+    assert tags["arena.framework"] == framework and tags["arena.model"] == case[1] and tags["arena.data"] == "digits"
+    assert tags["arena.framework_version"] and tags["arena.device"] == "cpu" and len(tags["arena.config_hash"]) == 16
+    assert tags["arena.backend"] == backend if backend else "arena.backend" not in tags
+    assert f"model={case[1]}" in tags["arena.overrides"]
+    # metrics per epoch, steady-state throughput from the second epoch on
+    for key in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(1, 11)), key
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == list(range(2, 11))
+    for key in FINAL_METRICS:
+        assert run.data.metrics[key] > 0, key
+    # artifacts
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"config.yaml", "plots/learning_curves.png"} <= artifacts
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_parameter_counts_are_equal_across_frameworks(shootout, model: str) -> None:
+    _, results = shootout
+    counts = {case: r.metrics["num_params"] for case, r in results.items() if case[1] == model}
+    assert len(set(counts.values())) == 1, counts
+
+
+LOAD_AND_SCORE = textwrap.dedent(
+    """
+    import json, sys, mlflow, numpy as np
+    from framework_arena import data
+    mlflow.set_tracking_uri(sys.argv[1])
+    model = mlflow.pyfunc.load_model(f"runs:/{sys.argv[2]}/model")
+    ds = data.load({"name": "digits", "val_fraction": 0.15, "test_fraction": 0.15}, 0)
+    logits = np.asarray(model.predict(ds.test.x))
+    print(json.dumps({"accuracy": float(np.mean(logits.argmax(-1) == ds.test.y)), "shape": list(logits.shape)}))
+    """
+)
+
+
+@pytest.mark.parametrize("fb", FRAMEWORKS, ids=framework_id)
+def test_logged_model_loads_and_predicts_like_the_trained_one(shootout, fb: tuple[str, str | None]) -> None:
+    """pyfunc in a fresh process (Keras needs its back end first) gives the logged test accuracy."""
+    uri, results = shootout
+    result = results[(framework_id(fb), "cnn")]
+    env = {**__import__("os").environ, **({"KERAS_BACKEND": fb[1]} if fb[1] else {})}
+    proc = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, uri, result.run_id], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["shape"] == [269, 10]
+    assert out["accuracy"] == pytest.approx(results[(framework_id(fb), "cnn")].metrics["test_accuracy"], abs=1e-9)
+    client = MlflowClient(uri)
+    logged = client.search_logged_models(experiment_ids=[client.get_run(result.run_id).info.experiment_id])
+    assert any(m.source_run_id == result.run_id for m in logged)
