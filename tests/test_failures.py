@@ -61,7 +61,7 @@ def _start_slow_trial(tmp_path: Path, store: str) -> tuple[psutil.Popen, psutil.
         runs = client.search_runs([exp.experiment_id]) if exp else []
         if runs and "train_loss" in runs[0].data.metrics:
             # multiprocessing's resource tracker is a child too: pick the trial's own process
-            children = [c for c in proc.children() if "spawn_main" in " ".join(c.cmdline())]
+            children = [c for c in proc.children() if "framework_arena.child" in " ".join(c.cmdline())]
             assert len(children) == 1 and children[0].is_running()
             return proc, children[0]
         time.sleep(0.5)

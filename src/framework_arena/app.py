@@ -1,16 +1,20 @@
-"""Hydra entry points: ``arena`` (one job = one trial)."""
+"""Hydra entry point ``arena``: one job = one trial; in a multirun, one child of the sweep's run."""
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from framework_arena.config import ConfigError, register_configs
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
+from framework_arena.sweep import SweepContext, record_job
 
 log = logging.getLogger("arena")
 
@@ -19,6 +23,8 @@ register_configs()
 
 def _summary(result: TrialResult) -> str:
     m = result.metrics
+    if result.status == "SKIPPED":
+        return f"{result.run_name}: SKIPPED, {result.message} (arena.rerun=true trains it again)"
     lines = [f"{result.run_name}: {result.status} in {result.seconds:.1f} s"]
     if result.status == "FINISHED":
         lines.append(
@@ -35,24 +41,41 @@ def _summary(result: TrialResult) -> str:
     return "\n".join(lines)
 
 
+def _job() -> tuple[bool, int, list[str]]:
+    """(is this a multirun job, its number, its overrides); outside Hydra: a plain single run."""
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # called through the compose API, not as a Hydra app
+        return False, 0, []
+    return hc.mode == RunMode.MULTIRUN, int(hc.job.get("num", 0) or 0), list(hc.overrides.task)
+
+
 @hydra.main(version_base="1.3", config_path=None, config_name="config")
 def train(cfg: DictConfig) -> float:
-    """Trains one trial; returns the final ``val_accuracy`` for sweepers to maximize."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # called outside a Hydra app, e.g. through the compose API
-        overrides = []
+    """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
+    multirun, job_num, overrides = _job()
+    sweep = SweepContext.from_env() if multirun else None
+    record: dict[str, Any] = {"overrides": overrides}
     try:
         result = run_trial(cfg, overrides)
     except ConfigError as e:
         log.error("%s", e)
-        sys.exit(2)
+        if sweep is None:
+            sys.exit(2)
+        record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
+        return math.nan  # contained: the other trials of the sweep still run
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)
     log.info("%s", _summary(result))
-    if result.status != "FINISHED":
-        if result.reason == "exception" and result.run_id:
-            log.error("The full traceback is the run's error.txt artifact.")
-        sys.exit(1)
-    return float(result.metrics["val_accuracy"])
+    objective = cfg.arena.objective
+    value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
+    if sweep is not None:
+        record_job(sweep, job_num, {**record, "status": result.status, "run_id": result.run_id, "message": result.message if result.status != "FINISHED" else None})
+    if result.status in ("FINISHED", "SKIPPED"):
+        return value
+    if result.reason == "exception" and result.run_id:
+        log.error("The full traceback is the run's error.txt artifact.")
+    if multirun:
+        return math.nan  # the sweep's summary reports it and sets the exit code
+    sys.exit(1)

@@ -1,8 +1,15 @@
 """The trial's child process: environment first, then the framework, then training.
 
-Runs in a freshly spawned interpreter, so ``KERAS_BACKEND``, thread counts and device visibility
-are set before any framework is imported. Reports to the parent through a pipe: ``("begin", info)``,
-``("epoch", epoch, logs)``, then ``("result", summary)`` or ``("error", details)``.
+Started by the runner as ``python -m framework_arena.child`` with the environment of
+:func:`environment` (``KERAS_BACKEND``, thread counts, device visibility), so they are in place
+before any framework is imported. A plain subprocess rather than ``multiprocessing``: it works the
+same inside joblib's loky workers, Ray workers and submitit jobs, whose start methods and
+``__main__`` modules a spawned ``multiprocessing`` child would inherit.
+
+Protocol: the trial arrives as one JSON object on stdin (``cfg``, ``uri``, ``run_id``). Messages
+go back as JSON lines on the original stdout: ``["begin", info]``, ``["epoch", epoch, logs]``,
+then ``["result", summary]`` or ``["error", details]``. Anything the frameworks print is moved to
+stderr so it cannot corrupt that channel.
 """
 
 from __future__ import annotations
@@ -12,26 +19,40 @@ import signal
 import sys
 import time
 import traceback
-from multiprocessing.connection import Connection
-from typing import Any, Mapping
+import json
+from typing import IO, Any, Mapping
 
 
-def _set_environment(cfg: Mapping[str, Any]) -> None:
+def environment(cfg: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: ``base`` plus what must be set before a framework is imported."""
+    env = dict(base)
     threads = str(cfg["trainer"]["threads"])
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ[var] = threads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter buries the progress bar
+        env[var] = threads
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter buries the progress bar
     fw = cfg["framework"]
     if fw["name"] == "keras":
-        os.environ["KERAS_BACKEND"] = fw["backend"]
+        env["KERAS_BACKEND"] = fw["backend"]
         # Keras writes ~/.keras/keras.json on import; keep that out of the user's home.
-        os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".cache", "framework-arena", "keras"))
+        env.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".cache", "framework-arena", "keras"))
         if fw["backend"] == "jax":
             # XLA reads its thread count only at start-up.
-            flags = os.environ.get("XLA_FLAGS", "")
-            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
+            flags = env.get("XLA_FLAGS", "")
+            env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
     if cfg["trainer"]["device"] == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+class _Channel:
+    """JSON lines to the parent, one whole line per message."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def send(self, message: list[Any]) -> None:
+        self.stream.write(json.dumps(message) + "\n")
+        self.stream.flush()
 
 
 def _peak_rss_mb() -> float:
@@ -44,7 +65,7 @@ def _peak_rss_mb() -> float:
 class _Reporter:
     """Forwards the callback contract to the run logger and the parent, adding throughput."""
 
-    def __init__(self, conn: Connection, logger: Any, num_train: int) -> None:
+    def __init__(self, conn: _Channel, logger: Any, num_train: int) -> None:
         self.conn = conn
         self.logger = logger
         self.num_train = num_train
@@ -54,7 +75,7 @@ class _Reporter:
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         if self.logger:
             self.logger.on_train_begin(info)
-        self.conn.send(("begin", dict(info)))
+        self.conn.send(["begin", dict(info)])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         logs = {k: float(v) for k, v in logs.items()}
@@ -63,7 +84,7 @@ class _Reporter:
         if self.logger:
             self.logger.on_epoch_end(epoch, logs)
         self.history.append({"epoch": epoch, **logs})
-        self.conn.send(("epoch", epoch, logs))
+        self.conn.send(["epoch", epoch, logs])
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
         if self.logger:
@@ -71,7 +92,7 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: Connection) -> dict[str, Any]:
+def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _Channel) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import models
     from framework_arena.trainers import get_trainer
@@ -122,19 +143,23 @@ def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: Co
     return summary
 
 
-def main(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: Connection) -> None:
-    """Entry point of the spawned process; exits 0 after sending a result, 1 after an error."""
+def main() -> None:
+    """Entry point of the child process; exits 0 after sending a result, 1 after an error."""
     # Ctrl-C reaches the whole process group: the parent decides, and terminates us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _set_environment(cfg)
+    channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8"))
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
+    trial = json.load(sys.stdin)
     try:
-        summary = _train(cfg, uri, run_id, conn)
+        summary = _train(trial["cfg"], trial["uri"], trial["run_id"], channel)
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.trainers.base import NonFiniteLossError
 
         reason = "nan_loss" if isinstance(e, NonFiniteLossError) else "exception"
-        conn.send(("error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}))
-        conn.close()
+        channel.send(["error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}])
         sys.exit(1)
-    conn.send(("result", summary))
-    conn.close()
+    channel.send(["result", summary])
+
+
+if __name__ == "__main__":
+    main()

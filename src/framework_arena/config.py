@@ -23,8 +23,11 @@ FRAMEWORK_NAMES = ("torch", "tensorflow", "keras")
 KERAS_BACKENDS = ("tensorflow", "torch", "jax")
 DEVICES = ("auto", "cpu", "cuda")
 TRACKING_NAMES = ("local", "none", "server")
-# Config sections that say where results go, not what is trained: left out of the config hash.
-NOT_HASHED = ("tracking",)
+# Metrics a sweep can optimize, with the direction that makes sense for each.
+OBJECTIVES = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "train_samples_per_s", "fit_time_s")
+# Config sections that say where results go or how a sweep treats a trial, not what is trained:
+# left out of the config hash.
+NOT_HASHED = ("tracking", "arena")
 
 
 @dataclass
@@ -133,7 +136,15 @@ class TrackingConfig:
 
 
 @dataclass
+class SweepConfig:
+    objective: str = "val_accuracy"  # the metric the task returns to sweepers
+    direction: str = "maximize"
+    rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
+
+
+@dataclass
 class ArenaConfig:
+    arena: SweepConfig = field(default_factory=SweepConfig)
     framework: FrameworkConfig = MISSING
     model: Any = MISSING
     data: Any = MISSING
@@ -288,6 +299,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _expect(problems, tr["seed"] >= 0, "trainer.seed", tr["seed"], ">= 0")
     _expect(problems, tr["threads"] >= 0, "trainer.threads", tr["threads"], ">= 0 (0 uses every core)")
     _expect(problems, tr["device"] in DEVICES, "trainer.device", tr["device"], f"in {DEVICES}")
+    sw = cfg.get("arena", {})
+    if sw:
+        _expect(problems, sw["objective"] in OBJECTIVES, "arena.objective", sw["objective"], f"in {OBJECTIVES}")
+        _expect(problems, sw["direction"] in ("maximize", "minimize"), "arena.direction", sw["direction"], "in ('maximize', 'minimize')")
     tk = cfg["tracking"]
     _expect(problems, tk["name"] in TRACKING_NAMES, "tracking.name", tk["name"], f"in {TRACKING_NAMES}")
     if tk["name"] != "none":

@@ -1,15 +1,19 @@
 """One trial: validate, create the run, train in a spawned child, and always set a final status.
 
-The parent never imports a framework. It watches the child through a pipe (progress bar, last
-metrics) and through its exit code, so an exception, a NaN loss, a segfault or a kill of the child
+The parent never imports a framework. It watches the child through its stdout (progress bar, last
+metrics; see ``child.py``) and through its exit code, so an exception, a NaN loss, a segfault or a kill of the child
 ends the run FAILED, and SIGINT/SIGTERM to the trial end it KILLED. No run is left RUNNING.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing as mp
+import os
+import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -30,7 +34,7 @@ KILL_GRACE_S = 10.0  # how long a terminated child gets before SIGKILL
 class TrialResult:
     """What a trial ended with; ``metrics`` holds the last epoch's and the final figures."""
 
-    status: str  # FINISHED | FAILED | KILLED
+    status: str  # FINISHED | FAILED | KILLED, or SKIPPED (a sweep found a FINISHED twin)
     run_name: str
     run_id: str | None = None
     tracking_uri: str | None = None
@@ -115,29 +119,41 @@ class _Progress:
         self.bar.close()
 
 
-def _watch(proc: Any, conn: Any, progress: _Progress, result: TrialResult) -> dict[str, Any] | None:
+def _messages(proc: subprocess.Popen[bytes]) -> Iterator[list[Any]]:
+    """The child's JSON-line messages until it closes its end (it exited or died)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    while True:
+        # A timeout, so that a signal handler gets to run even while the child is silent.
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResult) -> dict[str, Any] | None:
     """Relays the child's messages until it exits; returns its summary, or None."""
     summary = None
-    while True:
-        if conn.poll(0.2):
-            try:
-                msg = conn.recv()
-            except EOFError:
-                break
-            if msg[0] == "epoch":
-                result.metrics.update(msg[2])
-                progress.epoch(msg[2])
-            elif msg[0] == "result":
-                summary = msg[1]
-            elif msg[0] == "error":
-                err = msg[1]
-                result.status, result.reason = "FAILED", err["reason"]
-                result.message = f"{err['type']}: {err['message']}"
-                result.traceback = err["traceback"]
-        elif not proc.is_alive():
-            if not conn.poll():
-                break
-    proc.join()
+    for msg in _messages(proc):
+        if msg[0] == "epoch":
+            result.metrics.update(msg[2])
+            progress.epoch(msg[2])
+        elif msg[0] == "result":
+            summary = msg[1]
+        elif msg[0] == "error":
+            err = msg[1]
+            result.status, result.reason = "FAILED", err["reason"]
+            result.message = f"{err['type']}: {err['message']}"
+            result.traceback = err["traceback"]
+    proc.wait()
     return summary
 
 
@@ -161,24 +177,41 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
 
     run = None
     if tk["name"] != "none":
-        from framework_arena.tracking import TrialRun
+        from framework_arena.sweep import SweepContext
+        from framework_arena.tracking import RunHandle
 
-        run = TrialRun(tk["uri"], tk["experiment"])
-        result.run_id = run.start(container, name, _tags(container, overrides))
+        run = RunHandle(tk["uri"], tk["experiment"])
+        tags = _tags(container, overrides)
+        sweep = SweepContext.from_env()
+        if sweep is not None:
+            if not container.get("arena", {}).get("rerun"):
+                twin = run.find_finished(tags["arena.config_hash"])
+                if twin is not None:  # resume: this exact trial already finished in this experiment
+                    result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
+                    result.metrics = dict(twin.data.metrics)
+                    result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
+                    return result
+            tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
+        result.run_id = run.start(name, tags, container)
         result.tracking_uri = run.uri
 
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    from framework_arena import child
+    from framework_arena.child import environment
 
-    proc = ctx.Process(target=child.main, args=(container, result.tracking_uri, result.run_id, send), name=f"arena-{name}")
     start = time.perf_counter()
     progress = _Progress(name, container["trainer"]["epochs"])
+    proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():
-            proc.start()
-            send.close()  # the child holds the only writing end: EOF when it dies
-            summary = _watch(proc, recv, progress, result)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "framework_arena.child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=environment(container, os.environ),
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps({"cfg": container, "uri": result.tracking_uri, "run_id": result.run_id}).encode())
+            proc.stdin.close()
+            summary = _watch(proc, progress, result)
     except TrialInterrupted as e:
         progress.close()
         _stop(proc)
@@ -189,22 +222,24 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
     finally:
         progress.close()
     result.seconds = time.perf_counter() - start
-    if summary is not None and proc.exitcode == 0:
+    if summary is not None and proc.returncode == 0:
         result.status = "FINISHED"
         result.metrics.update(summary["metrics"])
     elif result.status == "RUNNING":
-        result.status, result.reason, result.message = _classify_exit(proc.exitcode)
+        result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result)
     return result
 
 
-def _stop(proc: Any) -> None:
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(KILL_GRACE_S)
-    if proc.is_alive():
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        proc.join()
+        proc.wait()
 
 
 def _finish(run: Any, result: TrialResult) -> None:

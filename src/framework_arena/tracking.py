@@ -67,26 +67,43 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
 
 
-class TrialRun:
-    """The parent's handle on one trial's MLflow run."""
+class RunHandle:
+    """The launching process's handle on one MLflow run: a trial's, or a sweep's parent run.
 
-    def __init__(self, uri: str, experiment: str) -> None:
+    Args:
+        uri: tracking URI (a relative SQLite path is made absolute).
+        experiment: experiment name, created once if missing.
+        run_id: attach to an existing run instead of creating one with :meth:`start`.
+    """
+
+    def __init__(self, uri: str, experiment: str | None = None, run_id: str = "") -> None:
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(self.uri)
-        self.experiment_id = ensure_experiment(self.client, experiment)
-        self.run_id = ""
+        self.run_id = run_id
+        if run_id:
+            self.experiment_id = self.client.get_run(run_id).info.experiment_id
+        else:
+            self.experiment_id = ensure_experiment(self.client, experiment or "framework-arena")
 
-    def start(self, cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
-        """Creates the run with its params, tags and ``config.yaml``; returns its id."""
-        import yaml
-
+    def start(self, run_name: str, tags: Mapping[str, str], cfg: Mapping[str, Any] | None = None) -> str:
+        """Creates the run with its tags, and with ``cfg`` as params and ``config.yaml``; returns its id."""
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         self.run_id = run.info.run_id
-        params = [Param(k, _param_value(v)) for k, v in flatten(cfg)]
-        for i in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
-        self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
+        if cfg is not None:
+            import yaml
+
+            self.log_params(dict(flatten(cfg)))
+            self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
         return self.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        batch = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(batch), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=batch[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
@@ -98,8 +115,28 @@ class TrialRun:
         """Sets the final status: ``FINISHED``, ``FAILED`` or ``KILLED``."""
         self.client.set_terminated(self.run_id, RunStatus.to_string(STATUS[status]))
 
-    def status(self) -> str:
-        return self.client.get_run(self.run_id).info.status
+    def get(self, run_id: str | None = None) -> Any:
+        return self.client.get_run(run_id or self.run_id)
+
+    def find_finished(self, config_hash: str) -> Any | None:
+        """The newest FINISHED trial run of this experiment with ``config_hash``, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`arena.config_hash` = '{config_hash}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    def runs(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """The runs with these ids, searched in batches rather than one request each."""
+        found: dict[str, Any] = {}
+        ids = list(dict.fromkeys(run_ids))
+        for i in range(0, len(ids), 100):
+            chunk = ", ".join(f"'{r}'" for r in ids[i : i + 100])
+            for run in self.client.search_runs([self.experiment_id], filter_string=f"attributes.run_id IN ({chunk})", max_results=1000):
+                found[run.info.run_id] = run
+        return found
 
 
 def _param_value(value: Any) -> str:

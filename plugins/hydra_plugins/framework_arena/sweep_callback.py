@@ -1,0 +1,39 @@
+"""The sweep callback, on by default through conf/config.yaml (``hydra.callbacks.arena_sweep``).
+
+Thin on purpose: Hydra imports every module under ``hydra_plugins`` when it scans for plugins,
+so MLflow is imported only when a multirun actually starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+
+class SweepCallback(Callback):
+    """One MLflow parent run per multirun; a summary and the exit status when it ends."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from framework_arena.sweep import start
+
+        # Only what is resolvable now: hydra.sweep.subdir, e.g., needs a job number.
+        hydra_cfg = {
+            "overrides": {"task": list(config.hydra.overrides.task)},
+            "launcher": {"_target_": OmegaConf.select(config, "hydra.launcher._target_", default="")},
+            "sweeper": {"_target_": OmegaConf.select(config, "hydra.sweeper._target_", default="")},
+            "sweep": {"dir": str(config.hydra.sweep.dir)},
+        }
+        trial_cfg = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("tracking", "arena")}
+        start(trial_cfg, hydra_cfg)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from framework_arena.sweep import finish
+
+        failed = finish(config.arena.direction, config.arena.objective)
+        if failed:
+            # Hydra has no exit status for a sweep with failed jobs; without this it exits 0.
+            print(f"{failed} trial(s) of the sweep did not finish: see the summary above.", file=sys.stderr)
+            sys.exit(1)

@@ -1,0 +1,202 @@
+"""A Hydra multirun as one MLflow parent run with every trial as its child.
+
+The launching process starts the parent run (:func:`start`) and hands its id to the jobs through
+the environment (``ARENA_PARENT_RUN_ID``), which every launcher passes on to the processes it
+starts: joblib's workers, Ray's local workers, submitit's jobs. Each job records its outcome as a
+tag of the parent run (:func:`record_job`), so the summary (:func:`finish`) sees trials that ran
+elsewhere, were skipped, or never got a run because their config was invalid.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import io
+import json
+import logging
+import math
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+log = logging.getLogger("arena.sweep")
+
+PARENT_ENV = "ARENA_PARENT_RUN_ID"
+SWEEP_ENV = "ARENA_SWEEP_ID"
+URI_ENV = "ARENA_SWEEP_TRACKING_URI"
+JOB_TAG = "arena.job."
+SUMMARY_COLUMNS = ("job", "status", "run_name", "run_id", "objective", "val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s", "overrides", "message")
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    parent_run_id: str
+    sweep_id: str
+    uri: str
+
+    @classmethod
+    def from_env(cls) -> SweepContext | None:
+        parent = os.environ.get(PARENT_ENV)
+        return cls(parent, os.environ.get(SWEEP_ENV, ""), os.environ.get(URI_ENV, "")) if parent else None
+
+
+_active: dict[str, Any] = {}
+
+
+def start(cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> SweepContext | None:
+    """Creates the store, the experiment and the parent run once, before any job starts.
+
+    Args:
+        cfg: the resolved multirun config (its ``tracking`` section).
+        hydra_cfg: the ``hydra`` node: overrides, launcher, sweeper, sweep dir.
+
+    Returns:
+        The context the jobs inherit, or None with ``tracking=none``.
+    """
+    tk = cfg["tracking"]
+    if tk["name"] == "none":
+        return None
+    from framework_arena.tracking import RunHandle
+
+    run = RunHandle(tk["uri"], tk["experiment"])  # creating it here: no parallel schema migrations
+    sweep_id = uuid.uuid4().hex[:12]
+    overrides = list(hydra_cfg["overrides"]["task"])
+    tags = {
+        "arena.kind": "sweep",
+        "arena.sweep_id": sweep_id,
+        "arena.sweep_overrides": " ".join(overrides),
+        "arena.launcher": str(hydra_cfg["launcher"].get("_target_", "")),
+        "arena.sweeper": str(hydra_cfg["sweeper"].get("_target_", "")),
+        "arena.sweep_dir": str(hydra_cfg["sweep"]["dir"]),
+        "arena.objective": cfg["arena"]["objective"],
+        "arena.direction": cfg["arena"]["direction"],
+    }
+    run.start(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{sweep_id[:4]}", tags)
+    ctx = SweepContext(run.run_id, sweep_id, run.uri)
+    os.environ.update({PARENT_ENV: ctx.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
+    _active.update(run=run, ended=False, killed=False)
+    atexit.register(_abort)
+    # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, run.uri)
+    return ctx
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _active["killed"] = True
+    raise SystemExit(128 + signum)
+
+
+def _abort() -> None:
+    """At exit, a parent run the summary never ended is marked KILLED or FAILED, not RUNNING."""
+    run = _active.get("run")
+    if run is None or _active.get("ended"):
+        return
+    _active["ended"] = True
+    try:
+        run.set_tags({"arena.failure_reason": "sweep interrupted" if _active.get("killed") else "sweep aborted"})
+        run.end("KILLED" if _active.get("killed") else "FAILED")
+    except Exception as e:  # noqa: BLE001 - at exit there is nobody left to raise to
+        log.warning("Could not mark the sweep's parent run: %s", e)
+
+
+def record_job(ctx: SweepContext, job_num: int, record: Mapping[str, Any]) -> None:
+    """Called in the job's process: files its outcome on the parent run as ``arena.job.<num>``."""
+    from framework_arena.tracking import RunHandle
+
+    RunHandle(ctx.uri, run_id=ctx.parent_run_id).set_tags({f"{JOB_TAG}{job_num:05d}": json.dumps(record)})
+
+
+def _objective_value(record: Mapping[str, Any], run: Any, objective: str) -> float:
+    if run is not None and objective in run.data.metrics:
+        return float(run.data.metrics[objective])
+    return float("nan")
+
+
+def finish(direction: str, objective: str) -> int:
+    """Summarizes the sweep on its parent run and in the log; returns how many jobs failed."""
+    run = _active.get("run")
+    if run is None:
+        return 0
+    parent = run.get()
+    records = sorted(
+        ((int(k[len(JOB_TAG) :]), json.loads(v)) for k, v in parent.data.tags.items() if k.startswith(JOB_TAG)),
+        key=lambda item: item[0],
+    )
+    runs = run.runs([r["run_id"] for _, r in records if r.get("run_id")])
+    rows = []
+    for num, rec in records:
+        trial = runs.get(rec.get("run_id") or "")
+        metrics = trial.data.metrics if trial is not None else {}
+        rows.append({
+            "job": num,
+            "status": rec["status"],
+            "run_name": trial.info.run_name if trial is not None else "",
+            "run_id": rec.get("run_id") or "",
+            "objective": _objective_value(rec, trial, objective),
+            **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
+            "overrides": " ".join(rec.get("overrides", [])),
+            "message": rec.get("message") or "",
+        })
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID")}
+    failed = counts["FAILED"] + counts["KILLED"] + counts["INVALID"]
+    scored = [r for r in rows if r["status"] in ("FINISHED", "SKIPPED") and not math.isnan(r["objective"])]
+    best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
+
+    run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
+    run.log_text(_csv(rows), "sweep_summary.csv")
+    run.log_text(_markdown(rows, counts, best, objective), "sweep_summary.md")
+    if best is not None:
+        run.log_metrics({f"best_{objective}": best["objective"]})
+        run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
+        run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
+    run.end("FAILED" if failed else "FINISHED")
+    _active["ended"] = True
+    for var in (PARENT_ENV, SWEEP_ENV, URI_ENV):
+        os.environ.pop(var, None)
+    log.info("%s", _text_summary(rows, counts, best, objective, parent.info.run_id))
+    return failed
+
+
+def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}")
+    return str(value)
+
+
+def _markdown(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], best: Mapping[str, Any] | None, objective: str) -> str:
+    cols = ("job", "status", "run_name", "objective", "val_accuracy", "test_accuracy", "train_samples_per_s", "overrides")
+    lines = [
+        "# Sweep summary",
+        "",
+        ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "no jobs",
+        "",
+        f"Best by `{objective}`: " + (f"`{best['run_name']}` ({_fmt(best['objective'])}), `{best['overrides']}`" if best else "none"),
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _text_summary(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], best: Mapping[str, Any] | None, objective: str, parent_id: str) -> str:
+    width = max((len(r["overrides"]) for r in rows), default=10)
+    lines = [f"Sweep summary (parent run {parent_id}): " + (", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "no jobs")]
+    for r in rows:
+        lines.append(f"  #{r['job']:<3} {r['status']:<8} {r['overrides']:<{width}}  {objective}={_fmt(r['objective'])}" + (f"  {r['message']}" if r["message"] else ""))
+    if best is not None:
+        lines.append(f"  best {objective}: {_fmt(best['objective'])} ({best['overrides']}, run {best['run_id']})")
+    return "\n".join(lines)
