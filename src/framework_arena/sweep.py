@@ -196,7 +196,7 @@ def _text_summary(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], 
     width = max((len(r["overrides"]) for r in rows), default=10)
     lines = [f"Sweep summary (parent run {parent_id}): " + (", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "no jobs")]
     for r in rows:
-        lines.append(f"  #{r['job']:<3} {r['status']:<8} {r['overrides']:<{width}}  {objective}={_fmt(r['objective'])}" + (f"  {r['message']}" if r["message"] else ""))
+        lines.append(f"  #{r['job']:<3} {r['status']:<8} {r['overrides']:<{width}}  {objective}={_fmt(r['objective'])}" + (f"  {' '.join(r['message'].split())}" if r["message"] else ""))
     if best is not None:
         lines.append(f"  best {objective}: {_fmt(best['objective'])} ({best['overrides']}, run {best['run_id']})")
     return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Hydra multirun sweeps as a user runs them: one parent run, linked children, resume, failures."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import FRAMEWORKS, run_arena
+
+pytestmark = pytest.mark.slow
+
+SHOOTOUT = ["framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=1"]
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+FINAL_METRICS = ("test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb")
+
+
+def _runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("framework-arena")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("arena.kind") == "trial"]
+    return client, sorted(parents, key=lambda r: r.info.start_time), trials
+
+
+def _children(trials: list, parent) -> list:
+    return [r for r in trials if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def _summary_rows(client: MlflowClient, parent, tmp_path: Path) -> list[dict[str, str]]:
+    path = client.download_artifacts(parent.info.run_id, "sweep_summary.csv", str(tmp_path))
+    return list(csv.DictReader(io.StringIO(Path(path).read_text())))
+
+
+def test_shootout_sweep_then_resume(tmp_path: Path) -> None:
+    first = run_arena(["-m", *SHOOTOUT], tmp_path, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    client, [parent], trials = _runs(tmp_path)
+    children = _children(trials, parent)
+    assert len(children) == 6 and len(trials) == 6
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert {(r.data.tags["arena.framework"], r.data.params["trainer.seed"]) for r in children} == {
+        (f, s) for f in ("torch", "tensorflow", "keras") for s in ("0", "1")
+    }
+    assert all(r.data.tags["arena.sweep_id"] == parent.data.tags["arena.sweep_id"] for r in children)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["arena.sweep_overrides"] == " ".join(SHOOTOUT)
+    assert "BasicLauncher" in parent.data.tags["arena.launcher"] and "BasicSweeper" in parent.data.tags["arena.sweeper"]
+    assert parent.data.metrics["trials_finished"] == 6 and parent.data.metrics["trials_failed"] == 0
+    best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
+    assert parent.data.tags["arena.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
+    rows = _summary_rows(client, parent, tmp_path)
+    assert [r["status"] for r in rows] == ["FINISHED"] * 6
+    assert {r["run_id"] for r in rows} == {r.info.run_id for r in children}
+
+    again = run_arena(["-m", *SHOOTOUT], tmp_path, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "6 skipped" in again.stdout + again.stderr
+    client, parents, trials = _runs(tmp_path)
+    assert len(parents) == 2 and len(trials) == 6  # no new child run
+    second = client.get_run(parents[1].info.run_id)
+    assert not _children(trials, second)
+    assert second.data.metrics["trials_skipped"] == 6 and second.info.status == "FINISHED"
+    assert {r["run_id"] for r in _summary_rows(client, second, tmp_path / "2")} == {r.info.run_id for r in children}
+
+
+def test_rerun_switch_trains_again(tmp_path: Path) -> None:
+    args = ["-m", "trainer.epochs=1", "arena.rerun=true"]
+    for _ in range(2):
+        proc = run_arena(args, tmp_path, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, trials = _runs(tmp_path)
+    assert len(trials) == 2 and all(len(_children(trials, p)) == 1 for p in parents)
+
+
+def test_parallel_sweep_with_joblib_loses_nothing(tmp_path: Path) -> None:
+    proc = run_arena(["-m", *SHOOTOUT, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, [parent], trials = _runs(tmp_path)
+    children = _children(trials, parent)
+    assert len(children) == 6 and {r.info.status for r in children} == {"FINISHED"}
+    assert "JoblibLauncher" in parent.data.tags["arena.launcher"]
+    for run in children:
+        for key in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1], key
+        for key in FINAL_METRICS:
+            assert key in run.data.metrics, key
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
+
+
+def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> None:
+    # lr=1e6 diverges to NaN; lr=-1 is refused by validation; lr=0.05 trains.
+    proc = run_arena(["-m", "optim=sgd", "optim.lr=0.05,1e6,-1", "trainer.epochs=2"], tmp_path, timeout=900)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "1 finished, 1 failed, 1 invalid" in out
+    assert "NonFiniteLossError" in out and "Expected optim.lr > 0" in out
+    client, [parent], trials = _runs(tmp_path)
+    statuses = sorted((r.data.params["optim.lr"], r.info.status) for r in _children(trials, parent))
+    assert statuses == [("0.05", "FINISHED"), ("1000000.0", "FAILED")]  # the invalid one never got a run
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["trials_invalid"] == 1 and parent.data.metrics["trials_failed"] == 1
+    failed = next(r for r in trials if r.info.status == "FAILED")
+    assert failed.data.tags["arena.failure_reason"] == "nan_loss"
