@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORKS, run_arena
+from conftest import run_arena
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +107,29 @@ def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> No
     assert parent.data.metrics["trials_invalid"] == 1 and parent.data.metrics["trials_failed"] == 1
     failed = next(r for r in trials if r.info.status == "FAILED")
     assert failed.data.tags["arena.failure_reason"] == "nan_loss"
+
+
+@pytest.mark.parametrize("launcher, target", [("ray_local", "RayLauncher"), ("submitit_local", "LocalLauncher")])
+def test_cluster_launchers_run_locally(tmp_path: Path, launcher: str, target: str) -> None:
+    """Ray on a local instance and submitit's local executor: the children still find their parent."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher" if launcher.startswith("ray") else "hydra_plugins.hydra_submitit_launcher")
+    proc = run_arena(["-m", f"hydra/launcher={launcher}", "trainer.seed=0,1", "trainer.epochs=1"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, [parent], trials = _runs(tmp_path)
+    assert target in parent.data.tags["arena.launcher"]
+    children = _children(trials, parent)
+    assert sorted(r.data.params["trainer.seed"] for r in children) == ["0", "1"]
+    assert {r.info.status for r in children} == {"FINISHED"} and parent.data.metrics["trials_finished"] == 2
+
+
+def test_optuna_search_records_the_best_parameters(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    proc = run_arena(["experiment=tune", "hydra.sweeper.n_trials=3", "trainer.epochs=1", "tracking.experiment=framework-arena"], tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, [parent], trials = _runs(tmp_path)
+    assert "OptunaSweeper" in parent.data.tags["arena.sweeper"]
+    children = _children(trials, parent)
+    assert len(children) == 3 and len({r.data.params["optim.lr"] for r in children}) == 3
+    best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
+    assert parent.data.params["best.optim.lr"] == best.data.params["optim.lr"]
+    assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]

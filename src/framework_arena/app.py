@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from framework_arena.config import ConfigError, register_configs
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
-from framework_arena.sweep import SweepContext, record_job
+from framework_arena.sweep import context_for_job, record_job
 
 log = logging.getLogger("arena")
 
@@ -41,23 +41,23 @@ def _summary(result: TrialResult) -> str:
     return "\n".join(lines)
 
 
-def _job() -> tuple[bool, int, list[str]]:
-    """(is this a multirun job, its number, its overrides); outside Hydra: a plain single run."""
+def _job() -> tuple[bool, int, list[str], str]:
+    """(is this a multirun job, its number, its overrides, the sweep dir); outside Hydra: a single run."""
     try:
         hc = HydraConfig.get()
     except ValueError:  # called through the compose API, not as a Hydra app
-        return False, 0, []
-    return hc.mode == RunMode.MULTIRUN, int(hc.job.get("num", 0) or 0), list(hc.overrides.task)
+        return False, 0, [], ""
+    return hc.mode == RunMode.MULTIRUN, int(hc.job.get("num", 0) or 0), list(hc.overrides.task), str(hc.sweep.dir)
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="config")
 def train(cfg: DictConfig) -> float:
     """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
-    multirun, job_num, overrides = _job()
-    sweep = SweepContext.from_env() if multirun else None
+    multirun, job_num, overrides, sweep_dir = _job()
+    sweep = context_for_job(cfg.tracking, sweep_dir) if multirun else None
     record: dict[str, Any] = {"overrides": overrides}
     try:
-        result = run_trial(cfg, overrides)
+        result = run_trial(cfg, overrides, sweep)
     except ConfigError as e:
         log.error("%s", e)
         if sweep is None:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from framework_arena import config as cfg_mod
+from framework_arena.sweep import SweepContext
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +158,14 @@ def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResu
     return summary
 
 
-def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()) -> TrialResult:
+def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
     """Runs one trial of ``cfg`` in a fresh child process and tracks it.
 
     Args:
         cfg: the composed config (``framework``, ``model``, ``data``, ``optim``, ``trainer``, ``tracking``).
         overrides: the command-line overrides, recorded as a tag.
+        sweep: the multirun this trial belongs to: its run becomes a child of the sweep's run,
+            and it is skipped when a FINISHED run with the same config hash exists.
 
     Returns:
         The trial's result; raises :class:`~framework_arena.config.ConfigError` before creating
@@ -177,12 +180,10 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
 
     run = None
     if tk["name"] != "none":
-        from framework_arena.sweep import SweepContext
         from framework_arena.tracking import RunHandle
 
         run = RunHandle(tk["uri"], tk["experiment"])
         tags = _tags(container, overrides)
-        sweep = SweepContext.from_env()
         if sweep is not None:
             if not container.get("arena", {}).get("rerun"):
                 twin = run.find_finished(tags["arena.config_hash"])

@@ -43,6 +43,28 @@ class SweepContext:
         return cls(parent, os.environ.get(SWEEP_ENV, ""), os.environ.get(URI_ENV, "")) if parent else None
 
 
+def context_for_job(tracking: Mapping[str, Any], sweep_dir: str) -> SweepContext | None:
+    """The sweep a multirun job belongs to.
+
+    The environment carries it to every local worker. A job on a host the launching process's
+    environment does not reach (a Ray cluster, a SLURM node with a clean environment) finds its
+    parent through its config instead: the RUNNING sweep run tagged with its ``hydra.sweep.dir``,
+    which Hydra resolves once and copies into every job's config.
+    """
+    ctx = SweepContext.from_env()
+    if ctx is not None or tracking["name"] == "none" or not tracking.get("uri"):
+        return ctx
+    from framework_arena.tracking import RunHandle
+
+    handle = RunHandle(tracking["uri"], tracking["experiment"])
+    quoted = sweep_dir.replace("'", "\\'")
+    runs = handle.search(f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_dir` = '{quoted}' and attributes.status = 'RUNNING'", 1)
+    if not runs:
+        log.warning("No running sweep run found for hydra.sweep.dir=%s: this trial is tracked on its own", sweep_dir)
+        return None
+    return SweepContext(runs[0].info.run_id, runs[0].data.tags.get("arena.sweep_id", ""), handle.uri)
+
+
 _active: dict[str, Any] = {}
 
 

@@ -1,6 +1,6 @@
 """MLflow: the only module that imports it.
 
-The parent process (:class:`TrialRun`) creates the run, logs params, tags and the config, and
+The launching process (:class:`RunHandle`) creates the run, logs params, tags and the config, and
 owns the final status, so a run ends FINISHED, FAILED or KILLED whatever happens to the child.
 The child (:class:`RunLogger`) logs metrics, the learning curves and the model to that run id
 through ``MlflowClient`` only: no fluent active run, whose ``atexit`` hook would mark a crashed
@@ -117,6 +117,10 @@ class RunHandle:
 
     def get(self, run_id: str | None = None) -> Any:
         return self.client.get_run(run_id or self.run_id)
+
+    def search(self, filter_string: str, max_results: int = 1000) -> list[Any]:
+        """Runs of this experiment matching an MLflow filter, newest first."""
+        return list(self.client.search_runs([self.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=max_results))
 
     def find_finished(self, config_hash: str) -> Any | None:
         """The newest FINISHED trial run of this experiment with ``config_hash``, or None."""
