@@ -226,6 +226,8 @@ class RunLogger:
         from mlflow.models import Model, infer_signature
 
         flavor = importlib.import_module(f"mlflow.{export.flavor}")
+        if export.flavor == "keras":
+            flavor = _KerasFlavor
         # Explicit requirements: inferring them re-imports the model (about 11 s per model here).
         requirements = [*export.pip_requirements, f"mlflow=={mlflow.__version__}"]
         with warnings.catch_warnings():
@@ -243,3 +245,21 @@ class RunLogger:
                 **export.extra,
             )
         return info.model_uri
+
+
+class _KerasFlavor:
+    """``mlflow.keras`` with its model folder created first.
+
+    MLflow 3.17's ``mlflow.keras.save_model`` writes ``input_example.json`` into ``path`` before
+    anything creates that folder, so logging a Keras model with an input example fails with
+    FileNotFoundError. The saved model is exactly what ``mlflow.keras`` writes and loads.
+    """
+
+    __name__ = "mlflow.keras"
+
+    @staticmethod
+    def save_model(path: str, **kwargs: Any) -> Any:
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
