@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import os
 import time
-import warnings
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import keras
 import numpy as np
@@ -160,18 +158,22 @@ class KerasTrainer(Trainer):
     framework = "keras"
 
     model: keras.Sequential
-    _device: str = "cpu:0"  # Keras' device name for keras.device()
+    # Keras' name for keras.device(). Plain "cpu", not "cpu:0": on torch, Keras 3.15 creates each
+    # variable as Parameter(...).to(device), and .to("cpu:0") copies it into a non-leaf tensor
+    # that never receives gradients ("No gradients provided for any variable").
+    _device: str = "cpu"
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
         return keras.device(self._device)
 
     def _check_backend(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Expected framework.backend in {BACKENDS}. Received: framework.backend={self.backend!r}")
         actual = keras.backend.backend()
-        if self.backend not in BACKENDS or actual != self.backend:
+        if actual != self.backend:
             raise RuntimeError(
-                f"Keras runs on the {actual!r} back end but framework.backend={self.backend!r} was requested "
-                f"(expected one of {BACKENDS}): set KERAS_BACKEND={self.backend} before the first `import keras`, "
-                f"in a fresh process per back end"
+                f"Keras runs on the {actual!r} back end but framework.backend={self.backend!r} was requested: "
+                f"set KERAS_BACKEND={self.backend} before the first `import keras`, in a fresh process per back end"
             )
 
     def _set_threads(self, threads: int) -> None:
@@ -187,9 +189,7 @@ class KerasTrainer(Trainer):
             import torch  # Keras has no thread setting; torch's intra-op pool is what matters
 
             torch.set_num_threads(threads)
-        elif "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
-            # XLA reads its thread count from XLA_FLAGS once, before jax is imported (the runner's job).
-            warnings.warn(f"jax: threads={threads} not applied, XLA_FLAGS has no intra_op_parallelism_threads", stacklevel=3)
+        # jax: XLA has no runtime thread setting; only XLA_FLAGS read at import can limit it (the runner's job).
 
     def _gpu_available(self) -> bool:
         if self.backend == "torch":
@@ -211,7 +211,7 @@ class KerasTrainer(Trainer):
                 f"trainer.device=cuda but Keras' {self.backend} back end sees no GPU "
                 f"(is a GPU build of {self.backend} installed?): use trainer.device=auto or cpu"
             )
-        self._device = "gpu:0" if gpu else "cpu:0"
+        self._device = "gpu:0" if gpu else "cpu"
         return {"framework_version": keras.__version__, "device": "cuda:0" if gpu else "cpu"}
 
     def build(self) -> int:
