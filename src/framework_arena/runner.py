@@ -220,6 +220,11 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         result.seconds = time.perf_counter() - start
         _finish(run, result)
         raise
+    except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
+        _stop(proc)
+        result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
+        _finish(run, result)
+        raise
     finally:
         progress.close()
     result.seconds = time.perf_counter() - start

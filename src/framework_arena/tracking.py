@@ -92,8 +92,12 @@ class RunHandle:
         if cfg is not None:
             import yaml
 
-            self.log_params(dict(flatten(cfg)))
-            self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
+            try:
+                self.log_params(dict(flatten(cfg)))
+                self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
+            except BaseException:
+                self.end("FAILED")  # a half-made run must not stay RUNNING
+                raise
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
