@@ -24,3 +24,14 @@ def test_default_run_from_an_empty_folder(tmp_path: Path) -> None:
     [run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["arena.overrides"] == "trainer.epochs=3"
+
+
+def test_tracking_none_trains_without_touching_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import compose
+    from framework_arena.runner import run_trial
+
+    monkeypatch.chdir(tmp_path)
+    result = run_trial(compose(["tracking=none", "trainer.epochs=2"]))
+    assert result.status == "FINISHED" and result.run_id is None
+    assert result.metrics["test_accuracy"] > 0.5 and "train_samples_per_s" in result.metrics
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns
