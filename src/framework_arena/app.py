@@ -13,6 +13,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from framework_arena.config import ConfigError, register_configs
+from framework_arena.platform import TRIAL_STATS, write_stats
+from framework_arena.secrets import redact_text
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.sweep import context_for_job, record_job
 
@@ -67,7 +69,9 @@ def train(cfg: DictConfig) -> float:
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)
-    log.info("%s", _summary(result))
+    log.info("%s", redact_text(_summary(result)))
+    if sweep is None and result.status == "FINISHED":
+        write_stats(cfg.platform, {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
     objective = cfg.arena.objective
     value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
     if sweep is not None:

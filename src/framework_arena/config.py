@@ -27,7 +27,7 @@ TRACKING_NAMES = ("local", "none", "server")
 OBJECTIVES = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "train_samples_per_s", "fit_time_s")
 # Config sections that say where results go or how a sweep treats a trial, not what is trained:
 # left out of the config hash.
-NOT_HASHED = ("tracking", "arena")
+NOT_HASHED = ("tracking", "arena", "platform")
 
 
 @dataclass
@@ -136,6 +136,11 @@ class TrackingConfig:
 
 
 @dataclass
+class PlatformConfig:
+    name: str = "auto"  # auto | none | domino
+
+
+@dataclass
 class SweepConfig:
     objective: str = "val_accuracy"  # the metric the task returns to sweepers
     direction: str = "maximize"
@@ -151,6 +156,7 @@ class ArenaConfig:
     optim: Any = MISSING
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
 
 
 def register_configs() -> None:
@@ -160,6 +166,7 @@ def register_configs() -> None:
     cs.store(group="schema", name="framework", node=FrameworkConfig)
     cs.store(group="schema", name="trainer", node=TrainerConfig)
     cs.store(group="schema", name="tracking", node=TrackingConfig)
+    cs.store(group="schema", name="platform", node=PlatformConfig)
     for group, nodes in {
         "model": {"mlp": MLPConfig, "cnn": CNNConfig, "lstm": LSTMConfig},
         "data": {"digits": DigitsConfig, "synthetic": SyntheticConfig, "idx": IdxConfig},
@@ -303,6 +310,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if sw:
         _expect(problems, sw["objective"] in OBJECTIVES, "arena.objective", sw["objective"], f"in {OBJECTIVES}")
         _expect(problems, sw["direction"] in ("maximize", "minimize"), "arena.direction", sw["direction"], "in ('maximize', 'minimize')")
+    if "platform" in cfg:
+        from framework_arena.platform import PLATFORMS
+
+        _expect(problems, cfg["platform"]["name"] in PLATFORMS, "platform.name", cfg["platform"]["name"], f"in {PLATFORMS}")
     tk = cfg["tracking"]
     _expect(problems, tk["name"] in TRACKING_NAMES, "tracking.name", tk["name"], f"in {TRACKING_NAMES}")
     if tk["name"] != "none":

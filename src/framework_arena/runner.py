@@ -199,7 +199,9 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
     from framework_arena.child import environment
 
     start = time.perf_counter()
-    progress = _Progress(name, container["trainer"]["epochs"])
+    from framework_arena.secrets import redact_text
+
+    progress = _Progress(redact_text(name), container["trainer"]["epochs"])
     proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():

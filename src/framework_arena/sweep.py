@@ -139,7 +139,7 @@ def _objective_value(record: Mapping[str, Any], run: Any, objective: str) -> flo
     return float("nan")
 
 
-def finish(direction: str, objective: str) -> int:
+def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
     """Summarizes the sweep on its parent run and in the log; returns how many jobs failed."""
     run = _active.get("run")
     if run is None:
@@ -176,6 +176,11 @@ def finish(direction: str, objective: str) -> int:
         run.log_metrics({f"best_{objective}": best["objective"]})
         run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
         run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
+    if platform is not None:
+        from framework_arena.platform import write_stats
+
+        stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
+        write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
     run.end("FAILED" if failed else "FINISHED")
     _active["ended"] = True
     for var in (PARENT_ENV, SWEEP_ENV, URI_ENV):

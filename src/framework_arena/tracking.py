@@ -21,6 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from framework_arena.config import flatten
+from framework_arena.secrets import redact, redact_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,22 +87,29 @@ class RunHandle:
             self.experiment_id = ensure_experiment(self.client, experiment or "framework-arena")
 
     def start(self, run_name: str, tags: Mapping[str, str], cfg: Mapping[str, Any] | None = None) -> str:
-        """Creates the run with its tags, and with ``cfg`` as params and ``config.yaml``; returns its id."""
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        """Creates the run with its tags, and with ``cfg`` as params and ``config.yaml``; returns its id.
+
+        MlflowClient.create_run skips MLflow's run context providers (user, source, and ours:
+        Domino, SLURM): they are resolved here, as ``mlflow.start_run`` would.
+        """
+        from mlflow.tracking.context.registry import resolve_tags
+
+        all_tags = redact({k: str(v) for k, v in resolve_tags(dict(tags)).items()})
+        run = self.client.create_run(self.experiment_id, run_name=redact_text(run_name), tags=all_tags)
         self.run_id = run.info.run_id
         if cfg is not None:
             import yaml
 
             try:
                 self.log_params(dict(flatten(cfg)))
-                self.client.log_text(self.run_id, yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
+                self.client.log_text(self.run_id, yaml.safe_dump(redact(dict(cfg)), sort_keys=False), "config.yaml")
             except BaseException:
                 self.end("FAILED")  # a half-made run must not stay RUNNING
                 raise
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        batch = [Param(k, _param_value(v)) for k, v in params.items()]
+        batch = [Param(k, _param_value(redact(v, k))) for k, v in params.items()]
         for i in range(0, len(batch), 100):  # MLflow accepts at most 100 params per batch
             self.client.log_batch(self.run_id, params=batch[i : i + 100])
 
@@ -110,10 +118,10 @@ class RunHandle:
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(redact(str(v), k))[:5000]) for k, v in tags.items()])
 
     def log_text(self, text: str, path: str) -> None:
-        self.client.log_text(self.run_id, text, path)
+        self.client.log_text(self.run_id, redact_text(text), path)
 
     def end(self, status: str) -> None:
         """Sets the final status: ``FINISHED``, ``FAILED`` or ``KILLED``."""
@@ -185,7 +193,7 @@ class RunLogger:
         self._safe("log metrics", self.client.log_batch, self.run_id, metrics=batch)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._safe("set tags", self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._safe("set tags", self.client.log_batch, self.run_id, tags=[RunTag(k, str(redact(str(v), k))) for k, v in tags.items()])
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})

@@ -32,7 +32,7 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from framework_arena.sweep import finish
 
-        failed = finish(config.arena.direction, config.arena.objective)
+        failed = finish(config.arena.direction, config.arena.objective, OmegaConf.to_container(config.platform, resolve=True))
         if failed:
             # Hydra has no exit status for a sweep with failed jobs; without this it exits 0.
             print(f"{failed} trial(s) of the sweep did not finish: see the summary above.", file=sys.stderr)

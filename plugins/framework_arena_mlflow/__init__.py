@@ -1,0 +1,1 @@
+"""MLflow plugins of framework-arena, registered through entry points in pyproject.toml."""

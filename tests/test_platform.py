@@ -1,0 +1,81 @@
+"""Platform jobs: Domino and SLURM context tags, dominostats.json, and secrets never logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_arena
+from framework_arena import secrets
+
+DOMINO = {
+    "DOMINO_PROJECT_OWNER": "ada",
+    "DOMINO_PROJECT_NAME": "shootout",
+    "DOMINO_RUN_ID": "65f1c0ffee",
+    "DOMINO_RUN_NUMBER": "17",
+    "DOMINO_STARTING_USERNAME": "ada",
+    "DOMINO_HARDWARE_TIER_ID": "small-k8s",
+}
+SECRET = "pl4nted-s3cret-value"
+
+
+def _only_run(tmp_path: Path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id])
+    return run
+
+
+@pytest.mark.slow
+def test_domino_job_is_tagged_and_writes_dominostats(tmp_path: Path) -> None:
+    proc = run_arena(["trainer.epochs=2"], tmp_path, env=DOMINO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = _only_run(tmp_path)
+    for var, value in DOMINO.items():
+        assert run.data.tags["domino." + var.removeprefix("DOMINO_").lower()] == value
+    stats = json.loads((tmp_path / "dominostats.json").read_text())
+    assert stats["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
+    assert all(isinstance(v, float) for v in stats.values())
+
+
+@pytest.mark.slow
+def test_outside_domino_there_is_no_domino_tag_nor_stats(tmp_path: Path) -> None:
+    proc = run_arena(["trainer.epochs=1", "tracking.log_model=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [t for t in _only_run(tmp_path).data.tags if t.startswith(("domino.", "slurm."))]
+    assert not (tmp_path / "dominostats.json").exists()
+
+
+@pytest.mark.slow
+def test_planted_secret_appears_nowhere_in_the_store(tmp_path: Path) -> None:
+    env = {**DOMINO, "DOMINO_USER_API_KEY": SECRET, "MY_SERVICE_TOKEN": SECRET + "-2"}
+    # The secret also reaches the config: as a run name and in the recorded overrides.
+    proc = run_arena(["trainer.epochs=1", f"tracking.run_name=trial-{SECRET}"], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _only_run(tmp_path).info.run_name == f"trial-{secrets.MARKER}"
+    leaks = [p for p in (tmp_path / "mlruns").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not leaks
+    assert SECRET.encode() not in (tmp_path / "mlflow.db").read_bytes()
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_slurm_provider_is_silent_outside_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking.context.registry import resolve_tags
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert not [t for t in resolve_tags() if t.startswith("slurm.")]
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node[01-02]")
+    tags = resolve_tags()
+    assert tags["slurm.job_id"] == "4242" and tags["slurm.array_task_id"] == "3" and tags["slurm.job_nodelist"] == "node[01-02]"
+
+
+def test_redaction_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-long")
+    assert secrets.redact({"db": {"password": "x1y2"}, "lr": 0.1}) == {"db": {"password": secrets.MARKER}, "lr": 0.1}
+    assert secrets.redact_text("http://ada:pw123@host:5000/x") == f"http://ada:{secrets.MARKER}@host:5000/x"
+    assert secrets.redact_text("uses hunter2-long here") == f"uses {secrets.MARKER} here"
+    assert secrets.redact("sqlite:///mlflow.db", "tracking.uri") == "sqlite:///mlflow.db"
