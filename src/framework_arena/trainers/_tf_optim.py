@@ -14,7 +14,13 @@ import tensorflow as tf
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-class Optimizer(tf.Module):
+class _Slots(tf.Module):
+    """The variables an optimizer updates, its step counter and its per-variable state.
+
+    Each optimizer below adds ``apply(grads)``: update every variable with its gradient, in the
+    order of the constructor's list.
+    """
+
     def __init__(self, variables: Sequence[tf.Variable], name: str) -> None:
         super().__init__(name=name)
         self.params = list(variables)
@@ -23,12 +29,8 @@ class Optimizer(tf.Module):
     def _slots(self, kind: str) -> list[tf.Variable]:
         return [tf.Variable(tf.zeros_like(v), trainable=False, name=f"{kind}_{i}") for i, v in enumerate(self.params)]
 
-    def apply(self, grads: Sequence[tf.Tensor]) -> None:
-        """Updates every variable with its gradient (same order as the constructor's list)."""
-        raise NotImplementedError
 
-
-class Adam(Optimizer):
+class Adam(_Slots):
     """torch.optim.Adam, or AdamW when ``weight_decay`` > 0 (decoupled decay, applied first)."""
 
     def __init__(self, variables: Sequence[tf.Variable], lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.0) -> None:
@@ -51,7 +53,7 @@ class Adam(Optimizer):
             p.assign_sub(step_size * m_t / (tf.sqrt(v_t) / bc2_sqrt + self.eps))
 
 
-class SGD(Optimizer):
+class SGD(_Slots):
     """torch.optim.SGD with dampening 0: a zero-initialised buffer makes the first step buf = g."""
 
     def __init__(self, variables: Sequence[tf.Variable], lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
@@ -72,7 +74,7 @@ class SGD(Optimizer):
             p.assign_sub(self.lr * (g + self.momentum * b if self.nesterov else b))
 
 
-def make_optimizer(cfg: Mapping[str, Any], variables: Sequence[tf.Variable]) -> Optimizer:
+def make_optimizer(cfg: Mapping[str, Any], variables: Sequence[tf.Variable]) -> Adam | SGD:
     """The optimizer the ``optim`` config group names; ``weight_decay`` is used by adamw only."""
     name = cfg["name"]
     if name in ("adam", "adamw"):
