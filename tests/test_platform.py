@@ -79,3 +79,16 @@ def test_redaction_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert secrets.redact_text("http://ada:pw123@host:5000/x") == f"http://ada:{secrets.MARKER}@host:5000/x"
     assert secrets.redact_text("uses hunter2-long here") == f"uses {secrets.MARKER} here"
     assert secrets.redact("sqlite:///mlflow.db", "tracking.uri") == "sqlite:///mlflow.db"
+
+
+@pytest.mark.slow
+def test_domino_job_honours_the_platform_tracking_uri(tmp_path: Path) -> None:
+    platform_store = tmp_path / "platform" / "mlflow.db"
+    platform_store.parent.mkdir()
+    env = {**DOMINO, "MLFLOW_TRACKING_URI": f"sqlite:///{platform_store}"}
+    proc = run_arena(["trainer.epochs=1", "tracking.log_model=false"], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "mlflow.db").exists()
+    client = MlflowClient(f"sqlite:///{platform_store}")
+    [run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["domino.run_id"] == DOMINO["DOMINO_RUN_ID"]

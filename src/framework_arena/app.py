@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from framework_arena.config import ConfigError, register_configs
-from framework_arena.platform import TRIAL_STATS, write_stats
+from framework_arena.platform import TRIAL_STATS, tracking_for, write_stats
 from framework_arena.secrets import redact_text
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.sweep import context_for_job, record_job
@@ -56,7 +56,7 @@ def _job() -> tuple[bool, int, list[str], str]:
 def train(cfg: DictConfig) -> float:
     """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
     multirun, job_num, overrides, sweep_dir = _job()
-    sweep = context_for_job(cfg.tracking, sweep_dir) if multirun else None
+    sweep = context_for_job(tracking_for(cfg.platform, cfg.tracking), sweep_dir) if multirun else None
     record: dict[str, Any] = {"overrides": overrides}
     try:
         result = run_trial(cfg, overrides, sweep)

@@ -22,6 +22,18 @@ def active(platform: Mapping[str, Any]) -> str:
     return name
 
 
+def tracking_for(platform: Mapping[str, Any], tracking: Mapping[str, Any]) -> dict[str, Any]:
+    """``tracking`` with the platform's own tracking server when it sets one.
+
+    Domino jobs get ``MLFLOW_TRACKING_URI`` from the platform; with the embedded default
+    (``tracking=local``) that URI wins, so runs land where the platform looks for them.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if active(platform) == "domino" and uri and tracking.get("name") == "local":
+        return {**tracking, "uri": uri}
+    return dict(tracking)
+
+
 def write_stats(platform: Mapping[str, Any], stats: Mapping[str, Any], folder: str | os.PathLike[str] = ".") -> Path | None:
     """Writes ``dominostats.json`` (a flat object of finite numbers) in domino mode; returns its path."""
     if active(platform) != "domino":

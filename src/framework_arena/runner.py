@@ -174,6 +174,10 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
     container = resolve(cfg)
     cfg_mod.validate(container)
     container["trainer"]["threads"] = cfg_mod.resolve_threads(container["trainer"]["threads"])
+    if "platform" in container:
+        from framework_arena.platform import tracking_for
+
+        container["tracking"] = tracking_for(container["platform"], container["tracking"])
     name = cfg_mod.run_name(container)
     result = TrialResult(status="RUNNING", run_name=name)
     tk = container["tracking"]

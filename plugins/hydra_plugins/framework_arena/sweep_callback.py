@@ -26,7 +26,10 @@ class SweepCallback(Callback):
             "sweeper": {"_target_": OmegaConf.select(config, "hydra.sweeper._target_", default="")},
             "sweep": {"dir": str(config.hydra.sweep.dir)},
         }
-        trial_cfg = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("tracking", "arena")}
+        from framework_arena.platform import tracking_for
+
+        trial_cfg = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("tracking", "arena", "platform")}
+        trial_cfg["tracking"] = tracking_for(trial_cfg["platform"], trial_cfg["tracking"])
         start(trial_cfg, hydra_cfg)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
