@@ -220,7 +220,6 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
             proc.stdin.close()
             summary = _watch(proc, progress, result)
     except TrialInterrupted as e:
-        progress.close()
         _stop(proc)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start

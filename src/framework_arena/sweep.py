@@ -133,12 +133,6 @@ def record_job(ctx: SweepContext, job_num: int, record: Mapping[str, Any]) -> No
     RunHandle(ctx.uri, run_id=ctx.parent_run_id).set_tags({f"{JOB_TAG}{job_num:05d}": json.dumps(record)})
 
 
-def _objective_value(record: Mapping[str, Any], run: Any, objective: str) -> float:
-    if run is not None and objective in run.data.metrics:
-        return float(run.data.metrics[objective])
-    return float("nan")
-
-
 def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
     """Summarizes the sweep on its parent run and in the log; returns how many jobs failed."""
     run = _active.get("run")
@@ -159,7 +153,7 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
             "status": rec["status"],
             "run_name": trial.info.run_name if trial is not None else "",
             "run_id": rec.get("run_id") or "",
-            "objective": _objective_value(rec, trial, objective),
+            "objective": float(metrics.get(objective, math.nan)),
             **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
             "overrides": " ".join(rec.get("overrides", [])),
             "message": rec.get("message") or "",

@@ -81,10 +81,15 @@ class RunHandle:
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(self.uri)
         self.run_id = run_id
-        if run_id:
-            self.experiment_id = self.client.get_run(run_id).info.experiment_id
-        else:
-            self.experiment_id = ensure_experiment(self.client, experiment or "framework-arena")
+        # Attached to a run, the experiment is looked up only if a search needs it: a job that
+        # just files its record on the sweep's run makes no extra request.
+        self._experiment_id = None if run_id else ensure_experiment(self.client, experiment or "framework-arena")
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            self._experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        return self._experiment_id
 
     def start(self, run_name: str, tags: Mapping[str, str], cfg: Mapping[str, Any] | None = None) -> str:
         """Creates the run with its tags, and with ``cfg`` as params and ``config.yaml``; returns its id.
@@ -114,11 +119,10 @@ class RunHandle:
             self.client.log_batch(self.run_id, params=batch[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(self.run_id, metrics=_metric_batch(metrics, step))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(redact(str(v), k))[:5000]) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=_tag_batch(tags))
 
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, redact_text(text), path)
@@ -136,12 +140,7 @@ class RunHandle:
 
     def find_finished(self, config_hash: str) -> Any | None:
         """The newest FINISHED trial run of this experiment with ``config_hash``, or None."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`arena.config_hash` = '{config_hash}' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
+        runs = self.search(f"tags.`arena.config_hash` = '{config_hash}' and attributes.status = 'FINISHED'", 1)
         return runs[0] if runs else None
 
     def runs(self, run_ids: Sequence[str]) -> dict[str, Any]:
@@ -150,9 +149,18 @@ class RunHandle:
         ids = list(dict.fromkeys(run_ids))
         for i in range(0, len(ids), 100):
             chunk = ", ".join(f"'{r}'" for r in ids[i : i + 100])
-            for run in self.client.search_runs([self.experiment_id], filter_string=f"attributes.run_id IN ({chunk})", max_results=1000):
-                found[run.info.run_id] = run
+            found.update((run.info.run_id, run) for run in self.search(f"attributes.run_id IN ({chunk})"))
         return found
+
+
+def _metric_batch(metrics: Mapping[str, float], step: int) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in metrics.items()]
+
+
+def _tag_batch(tags: Mapping[str, Any]) -> list[RunTag]:
+    # 5000 characters: the smallest tag-value limit among MLflow's stores
+    return [RunTag(k, str(redact(str(v), k))[:5000]) for k, v in tags.items()]
 
 
 def _param_value(value: Any) -> str:
@@ -188,12 +196,10 @@ class RunLogger:
             return None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self._safe("log metrics", self.client.log_batch, self.run_id, metrics=batch)
+        self._safe("log metrics", self.client.log_batch, self.run_id, metrics=_metric_batch(metrics, step))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._safe("set tags", self.client.log_batch, self.run_id, tags=[RunTag(k, str(redact(str(v), k))) for k, v in tags.items()])
+        self._safe("set tags", self.client.log_batch, self.run_id, tags=_tag_batch(tags))
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
