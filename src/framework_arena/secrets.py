@@ -17,8 +17,11 @@ URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+):(?P<
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "true") would redact half the config
 
 
+NOT_SECRET = ("PWD", "OLDPWD")  # the shell's working directories, not passwords
+
+
 def looks_secret(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+    return name not in NOT_SECRET and bool(SECRET_NAME.search(name))
 
 
 def _secret_values() -> list[str]:
