@@ -52,3 +52,22 @@ def run_arena(args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[st
     """Runs the installed ``arena`` console script as a user would (``env`` adds variables)."""
     exe = Path(sys.executable).with_name("arena")
     return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_compare(args: Sequence[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Runs the installed ``arena-compare`` console script as a user would."""
+    exe = Path(sys.executable).with_name("arena-compare")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+#: A small real shoot-out: every framework family, two seeds, two epochs (throughput needs epoch 2).
+SHOOTOUT_ARGS = ["-m", "framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=2"]
+
+
+@pytest.fixture(scope="session")
+def shootout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose ``mlflow.db`` holds one finished shoot-out sweep; shared, so treat it as read-only."""
+    folder = tmp_path_factory.mktemp("shootout")
+    proc = run_arena(SHOOTOUT_ARGS, folder, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return folder

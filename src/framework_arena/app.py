@@ -83,3 +83,30 @@ def train(cfg: DictConfig) -> float:
     if multirun:
         return math.nan  # the sweep's summary reports it and sets the exit code
     sys.exit(1)
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="compare")
+def compare(cfg: DictConfig) -> None:
+    """``arena-compare``: ranks the frameworks from the trial runs MLflow holds (conf/compare.yaml)."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from framework_arena.compare import settings
+    from framework_arena.compare.query import NothingToCompare
+    from framework_arena.compare.rank import NoRanking
+    from framework_arena.compare.run import compare as run_compare
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["tracking"] = dict(tracking_for(cfg.platform, cfg.tracking))
+    try:
+        settings.validate(plain)
+    except ConfigError as e:
+        log.error("%s", e)
+        sys.exit(2)
+    choices = HydraConfig.get().runtime.choices
+    try:
+        run_compare(plain, Path(HydraConfig.get().runtime.output_dir) / "comparison", str(choices.get("ranking", "custom")))
+    except (NothingToCompare, NoRanking) as e:
+        log.error("%s", e)
+        sys.exit(1)

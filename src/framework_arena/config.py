@@ -174,6 +174,9 @@ def register_configs() -> None:
     }.items():
         for name, node in nodes.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
+    from framework_arena.compare.settings import register as register_compare
+
+    register_compare()
 
 
 class ConfigError(ValueError):

@@ -77,13 +77,13 @@ class RunHandle:
         run_id: attach to an existing run instead of creating one with :meth:`start`.
     """
 
-    def __init__(self, uri: str, experiment: str | None = None, run_id: str = "") -> None:
+    def __init__(self, uri: str, experiment: str | None = None, run_id: str = "", experiment_id: str | None = None) -> None:
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(self.uri)
         self.run_id = run_id
         # Attached to a run, the experiment is looked up only if a search needs it: a job that
         # just files its record on the sweep's run makes no extra request.
-        self._experiment_id = None if run_id else ensure_experiment(self.client, experiment or "framework-arena")
+        self._experiment_id = experiment_id or (None if run_id else ensure_experiment(self.client, experiment or "framework-arena"))
 
     @property
     def experiment_id(self) -> str:
@@ -281,3 +281,61 @@ class _KerasFlavor:
 
         os.makedirs(path, exist_ok=True)
         return mlflow.keras.save_model(path=path, **kwargs)
+
+
+class Reader:
+    """Read access to a store for ``arena-compare``: finds experiments and runs, never creates them.
+
+    Args:
+        uri: tracking URI (a relative SQLite path is made absolute).
+    """
+
+    PAGE = 50000  # MLflow's largest search page
+
+    def __init__(self, uri: str) -> None:
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(self.uri)
+
+    def experiment_ids(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Name -> id, None for a name this store does not hold (or holds as deleted)."""
+        found: dict[str, str | None] = {}
+        for name in names:
+            exp = self.client.get_experiment_by_name(name)
+            found[name] = exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
+        return found
+
+    def search(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> list[Any]:
+        """Every run matching ``filter_string``, page by page, up to ``max_results``."""
+        runs: list[Any] = []
+        token = None
+        while len(runs) < max_results:
+            page = self.client.search_runs(list(experiment_ids), filter_string=filter_string, max_results=min(self.PAGE, max_results - len(runs)), order_by=list(order_by) or None, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+        return runs
+
+    def get(self, run_id: str) -> Any | None:
+        try:
+            return self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            return None
+
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of one metric, in step order."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+
+    def log_comparison(self, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any], metrics: Mapping[str, float], folder: str) -> str:
+        """A FINISHED comparison run holding ``folder``'s files as artifacts (FAILED if logging breaks)."""
+        handle = RunHandle(self.uri, experiment_id=experiment_id)
+        handle.start(run_name, tags)
+        try:
+            handle.log_params(params)
+            handle.log_metrics(metrics)
+            handle.client.log_artifacts(handle.run_id, folder)
+        except BaseException:
+            handle.end("FAILED")
+            raise
+        handle.end("FINISHED")
+        return handle.run_id

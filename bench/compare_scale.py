@@ -1,0 +1,137 @@
+"""How long arena-compare takes on many runs, against MLflow's own search_runs over the same runs.
+
+    python bench/compare_scale.py                # 10,000 runs, 3 alternating repeats
+    python bench/compare_scale.py --runs 2000 --repeats 2
+
+Generates the runs in a temporary SQLite store through MLflow's own ORM models (creating 10,000
+runs through the client would take minutes and time nothing of interest), then alternates: MLflow's
+``search_runs`` over every trial run (paged, the same filter arena-compare uses) and a whole
+``arena-compare`` (selection, epoch histories of ``report.max_history_runs`` runs per framework,
+criteria, a 1,000-sample bootstrap, report files and plots; no comparison run is logged). Prints the
+medians, their ratio, and one JSON line per figure; writes bench/results/compare_scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+GROUPS = (("torch", None), ("tensorflow", None), ("keras", "tensorflow"), ("keras", "torch"), ("keras", "jax"))
+
+
+def generate(uri: str, runs: int, epochs: int, seed: int = 0) -> str:
+    """``runs`` FINISHED trial runs spread over the groups, seeds and two models; returns the experiment id."""
+    from mlflow.store.tracking.dbmodels import models as m
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment("scale")
+    store = SqlAlchemyStore(uri, tempfile.mkdtemp())
+    rng = np.random.default_rng(seed)
+    now = int(time.time() * 1000)
+    with store.ManagedSessionMaker() as session:
+        for i in range(runs):
+            fw, backend = GROUPS[i % len(GROUPS)]
+            rid = uuid.uuid4().hex
+            speed = {"torch": 30000, "tensorflow": 60000}.get(fw, 15000) * (1 + 0.1 * rng.standard_normal())
+            acc = float(np.clip(0.95 + 0.01 * rng.standard_normal(), 0, 1))
+            rows: list = [m.SqlRun(run_uuid=rid, name=f"{fw}-{i}", source_type="LOCAL", source_name="bench", entry_point_name="", user_id="bench", status="FINISHED",
+                                   start_time=now + i, end_time=now + i + 1, source_version="", lifecycle_stage="active", artifact_uri=f"file:///tmp/{rid}", experiment_id=int(exp_id))]
+            tags = {"arena.kind": "trial", "arena.framework": fw, "arena.model": ("mlp", "cnn")[i % 2], "arena.data": "digits", "mlflow.runName": f"{fw}-{i}"}
+            if backend:
+                tags["arena.backend"] = backend
+            rows += [m.SqlTag(key=k, value=v, run_uuid=rid) for k, v in tags.items()]
+            params = {"framework.name": fw, "model.name": tags["arena.model"], "trainer.seed": str(i // 10 % 5), "trainer.batch_size": "64", "trainer.epochs": str(epochs), "optim.lr": "0.001"}
+            rows += [m.SqlParam(key=k, value=v, run_uuid=rid) for k, v in params.items()]
+            final = {"test_accuracy": acc, "test_loss": 1 - acc, "peak_rss_mb": 700 + 50 * rng.random(), "import_time_s": 2 + rng.random(), "time_to_first_step_s": 0.5 * rng.random(),
+                     "infer_latency_ms_p50": 0.5 + rng.random(), "train_samples_per_s": speed}
+            for k, v in final.items():
+                rows += [m.SqlMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid), m.SqlLatestMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid)]
+            for e in range(1, epochs + 1):
+                curve = {"val_accuracy": acc * (1 - 0.5 ** e), "train_loss": 2 * 0.6**e, "epoch_time_s": 1000 / speed}
+                for k, v in curve.items():
+                    rows.append(m.SqlMetric(key=k, value=float(v), timestamp=now + e, step=e, is_nan=False, run_uuid=rid))
+                    if e == epochs:
+                        rows.append(m.SqlLatestMetric(key=k, value=float(v), timestamp=now + e, step=e, is_nan=False, run_uuid=rid))
+            session.add_all(rows)
+            if i % 1000 == 999:
+                session.flush()
+    return exp_id
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5)
+    args = ap.parse_args()
+
+    from tqdm import tqdm
+
+    from framework_arena.compare.run import compare
+    from framework_arena.compare.query import TRIAL_FILTER
+    from framework_arena.tracking import Reader
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_compare import _compose_compare  # the real Hydra composition of conf/compare.yaml
+
+    tmp = Path(tempfile.mkdtemp(prefix="arena-scale-"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    t0 = time.perf_counter()
+    generate(uri, args.runs, args.epochs)
+    print(f"generated {args.runs:,} runs in {time.perf_counter() - t0:.1f} s ({uri})")
+    cfg = _compose_compare([f"tracking.uri={uri}", "select.experiment=scale", "report.log_run=false"])
+
+    def search() -> int:
+        reader = Reader(uri)
+        return len(reader.search(reader.experiment_ids(["scale"]).values(), TRIAL_FILTER, 10**6))  # type: ignore[arg-type]
+
+    searched, compared = [], []
+    import logging
+
+    logging.getLogger("arena.compare").setLevel(logging.WARNING)
+    devnull = open(os.devnull, "w")
+    for r in tqdm(range(args.repeats), desc="alternating search / compare", unit="pair"):
+        t = time.perf_counter()
+        n = search()
+        searched.append(time.perf_counter() - t)
+        assert n == args.runs, n
+        t = time.perf_counter()
+        stdout, sys.stdout = sys.stdout, devnull  # the rich tables are not what is timed
+        try:
+            compare(cfg, tmp / f"report-{r}", "balanced")
+        finally:
+            sys.stdout = stdout
+        compared.append(time.perf_counter() - t)
+    s, c = statistics.median(searched), statistics.median(compared)
+    ratio = c / s
+    print(f"search_runs over {args.runs:,} runs: median {s:.2f} s  {[round(x, 2) for x in searched]}")
+    print(f"arena-compare over the same runs:   median {c:.2f} s  {[round(x, 2) for x in compared]}")
+    print(f"compare / search ratio: {ratio:.2f}")
+    figures = {"search_runs_s": s, "compare_s": c, "compare_search_ratio": ratio}
+    for k, v in figures.items():
+        print(json.dumps({"bench": "compare_scale", "figure": k, "value": round(v, 4), "runs": args.runs}))
+    out = Path(__file__).with_name("results") / "compare_scale.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        f"# compare_scale\n\n`python bench/compare_scale.py --runs {args.runs} --repeats {args.repeats}`, {time.strftime('%Y-%m-%d')}\n\n"
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n\n"
+        f"| figure | median | all |\n|---|---|---|\n| MLflow search_runs, {args.runs:,} runs | {s:.2f} s | {', '.join(f'{x:.2f}' for x in searched)} |\n"
+        f"| arena-compare, same runs | {c:.2f} s | {', '.join(f'{x:.2f}' for x in compared)} |\n| ratio | {ratio:.2f} | |\n"
+    )
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

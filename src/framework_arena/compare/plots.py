@@ -1,0 +1,132 @@
+"""The report's figures, as PNG files (embedded in report.html, logged as artifacts)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from framework_arena.compare.criteria import CRITERIA, Cell, GroupData
+from framework_arena.compare.rank import Ranking
+
+
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and platform jobs
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(groups: Sequence[str]) -> dict[str, str]:
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    return {g: palette[i % len(palette)] for i, g in enumerate(groups)}
+
+
+def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: Ranking) -> Path:
+    plt = _plt()
+    groups = [r.group for r in ranking.rows]
+    keys = [k for k in CRITERIA if any(table[k][g].value is not None and math.isfinite(table[k][g].value) for g in groups)]  # type: ignore[arg-type]
+    cols = 3
+    rows = max(1, math.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
+    colors = _colors(groups)
+    for ax, key in zip(axes.flat, keys):
+        crit = CRITERIA[key]
+        vals = [table[key][g].value for g in groups]
+        heights = [v if v is not None and math.isfinite(v) else 0.0 for v in vals]
+        iv = ranking.value_intervals[key]
+        err = np.array([[h - iv[g][0], iv[g][1] - h] if g in iv and vals[i] is not None and math.isfinite(vals[i]) else [0.0, 0.0] for i, (g, h) in enumerate(zip(groups, heights))]).T  # type: ignore[arg-type]
+        ax.bar(range(len(groups)), heights, yerr=np.clip(err, 0, None), capsize=3, color=[colors[g] for g in groups])
+        for i, v in enumerate(vals):
+            if v is None or not math.isfinite(v):
+                ax.text(i, 0, "missing" if v is None else "not reached", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(range(len(groups)), groups, rotation=20, fontsize=7)
+        arrow = "higher is better" if crit.direction == "higher" else "lower is better"
+        ax.set_title(f"{crit.title} [{crit.kind}]\n{crit.unit}, {arrow}", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
+    curves = {g: [t.history for t in d.trials if t.history.get("val_accuracy")] for g, d in groups.items()}
+    if not any(curves.values()):
+        return None
+    plt = _plt()
+    colors = _colors(list(groups))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in ((axes[0], "val_accuracy", "validation accuracy"), (axes[1], "train_loss", "training loss")):
+        for g, hists in curves.items():
+            series = [dict(h.get(key, [])) for h in hists if h.get(key)]
+            if not series:
+                continue
+            steps = sorted(set().union(*series))
+            table = np.array([[s.get(step, np.nan) for step in steps] for s in series])
+            med = np.nanmedian(table, axis=0)
+            ax.plot(steps, med, color=colors[g], label=f"{g} (median of {len(series)})")
+            if len(series) > 1:
+                ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colors[g], alpha=0.15)
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def scaling(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
+    first = next(iter(groups.values()), None)
+    if first is None or not first.size_key:
+        return None
+    plt = _plt()
+    colors = _colors(list(groups))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for g, d in groups.items():
+        sizes = sorted({s for s in d.sizes if not math.isnan(s)})
+        for ax, key in ((axes[0], "train_samples_per_s"), (axes[1], "peak_rss_mb")):
+            vals = d.metric(key)
+            med = [np.nanmedian(vals[d.sizes == s]) if np.any(~np.isnan(vals[d.sizes == s])) else np.nan for s in sizes]
+            ax.plot(sizes, med, "o-", color=colors[g], label=g)
+    for ax, title in ((axes[0], "training throughput, samples/s"), (axes[1], "peak resident memory, MB")):
+        ax.set_xscale("log")
+        ax.set_xlabel(first.size_key)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def radar(path: Path, ranking: Ranking) -> Path | None:
+    keys = ranking.used
+    if len(keys) < 3:
+        return None
+    plt = _plt()
+    angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False).tolist()
+    fig = plt.figure(figsize=(5.2, 5.2))
+    ax = fig.add_subplot(111, polar=True)
+    colors = _colors([r.group for r in ranking.rows])
+    for r in ranking.rows:
+        vals = [ranking.scores[k][r.group] or 0.0 for k in keys]
+        ax.plot(angles + angles[:1], vals + vals[:1], color=colors[r.group], label=r.group)
+        ax.fill(angles + angles[:1], vals + vals[:1], color=colors[r.group], alpha=0.08)
+    ax.set_xticks(angles, [CRITERIA[k].title for k in keys], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("scores of the profile's criteria (1 = best)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.25, 1.1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,140 @@
+"""Which trial runs a comparison covers, grouped by framework (Keras per back end)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from framework_arena.tracking import Reader
+
+log = logging.getLogger("arena.compare")
+
+TRIAL_FILTER = "tags.`arena.kind` = 'trial' and attributes.status = 'FINISHED'"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class NothingToCompare(RuntimeError):
+    """The selection holds no run to compare; the message says what was searched and what exists."""
+
+
+@dataclass
+class Trial:
+    """One FINISHED trial run, reduced to what the criteria read."""
+
+    run_id: str
+    run_name: str
+    group: str  # torch | tensorflow | keras-<backend> [/ <model> with group_by=framework_model]
+    framework: str  # torch | tensorflow | keras
+    model: str
+    data: str
+    seed: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    trials: list[Trial]
+    experiment_ids: list[str]
+    experiment_names: list[str]
+    sweep_run_id: str | None
+    sweep_name: str | None
+    filter_string: str
+
+    @property
+    def groups(self) -> dict[str, list[Trial]]:
+        out: dict[str, list[Trial]] = {}
+        for t in self.trials:
+            out.setdefault(t.group, []).append(t)
+        return dict(sorted(out.items()))
+
+    def describe(self) -> str:
+        where = f"sweep {self.sweep_name} ({self.sweep_run_id})" if self.sweep_run_id else "experiment " + ", ".join(repr(n) for n in self.experiment_names)
+        return where + (f", filter: {self.filter_string}" if self.filter_string else "")
+
+
+def group_of(tags: Mapping[str, str], params: Mapping[str, str], group_by: str) -> tuple[str, str]:
+    """(group key, framework name) of a run from its ``arena.*`` tags."""
+    framework = tags.get("arena.framework") or params.get("framework.name", "?")
+    group = f"keras-{tags.get('arena.backend') or params.get('framework.backend', '?')}" if framework == "keras" else framework
+    if group_by == "framework_model":
+        group += "/" + (tags.get("arena.model") or params.get("model.name", "?"))
+    return group, framework
+
+
+def _sweep(reader: Reader, experiment_ids: Sequence[str], sweep: str) -> Any:
+    if sweep == "latest":
+        runs = reader.search(experiment_ids, "tags.`arena.kind` = 'sweep'", 1, ["attributes.start_time DESC"])
+    elif _RUN_ID.match(sweep):
+        run = reader.get(sweep)
+        runs = [run] if run is not None and run.data.tags.get("arena.kind") == "sweep" else []
+    else:
+        runs = reader.search(experiment_ids, f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_id` = '{_quote(sweep)}'", 1)
+    if not runs:
+        raise NothingToCompare(f"No sweep run matches select.sweep={sweep!r} in this experiment. Expected a sweep's parent run id, its arena.sweep_id, or 'latest' (run a sweep with `arena -m ...` first).")
+    return runs[0]
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")
+
+
+def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Selection:
+    """The FINISHED trial runs named by ``select.*``; raises :class:`NothingToCompare` if none."""
+    names = [n.strip() for n in str(select_cfg["experiment"]).split(",") if n.strip()]
+    ids = reader.experiment_ids(names)
+    missing = [n for n, i in ids.items() if i is None]
+    if missing:
+        raise NothingToCompare(f"Experiment {', '.join(map(repr, missing))} does not exist in {reader.uri}. Expected select.experiment (or tracking.experiment) to name an experiment holding trial runs.")
+    exp_ids = [i for i in ids.values() if i]
+    user_filter = str(select_cfg.get("filter") or "").strip()
+    filters = [TRIAL_FILTER] + ([user_filter] if user_filter else [])
+    sweep_run = _sweep(reader, exp_ids, str(select_cfg["sweep"])) if select_cfg.get("sweep") else None
+    limit = int(select_cfg["max_runs"])
+    if sweep_run is None:
+        runs = reader.search(exp_ids, " and ".join(filters), limit)
+    else:
+        sid = sweep_run.info.run_id
+        runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), limit)
+        # Trials a resumed sweep skipped belong to an earlier sweep: its job records name them.
+        seen = {r.info.run_id for r in runs}
+        recorded = [json.loads(v).get("run_id") for k, v in sweep_run.data.tags.items() if k.startswith("arena.job.")]
+        extra = [r for r in recorded if r and r not in seen]
+        for i in range(0, len(extra), 100):
+            chunk = ", ".join(f"'{r}'" for r in extra[i : i + 100])
+            runs += reader.search(exp_ids, " and ".join(filters + [f"attributes.run_id IN ({chunk})"]), limit)
+    trials = []
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        group, framework = group_of(tags, params, group_by)
+        trials.append(Trial(run.info.run_id, run.info.run_name or "", group, framework, tags.get("arena.model") or params.get("model.name", "?"), tags.get("arena.data") or params.get("data.name", "?"), params.get("trainer.seed", "?"), dict(params), dict(run.data.metrics)))
+    sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
+    if not trials:
+        raise NothingToCompare(f"No FINISHED trial runs in {sel.describe()}. Train some first, e.g. `arena -m experiment=shootout`, or widen select.filter / select.sweep.")
+    wanted = [str(f) for f in select_cfg.get("frameworks") or []]
+    if wanted:
+        present = {t.group.split("/")[0] for t in trials}
+        absent = [f for f in wanted if f not in present]
+        if absent:
+            raise NothingToCompare(f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}.")
+        sel.trials = [t for t in trials if t.group.split("/")[0] in wanted]
+    if len(runs) >= limit:
+        log.warning("Stopped at select.max_runs=%d runs: the comparison covers the newest %d only", limit, limit)
+    return sel
+
+
+def load_histories(reader: Reader, sel: Selection, keys: Sequence[str], per_group: int) -> int:
+    """Fills ``Trial.history`` for up to ``per_group`` runs of each group; returns how many runs."""
+    chosen = [t for ts in sel.groups.values() for t in ts[:per_group]]
+    jobs = [(t, k) for t in chosen for k in keys]
+    if not jobs:
+        return 0
+    with ThreadPoolExecutor(max_workers=8) as pool:  # a tracking server answers these in parallel
+        for (t, k), hist in zip(jobs, pool.map(lambda job: reader.history(job[0].run_id, job[1]), jobs)):
+            t.history[k] = hist
+    return len(chosen)

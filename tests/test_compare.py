@@ -1,0 +1,148 @@
+"""arena-compare: the arithmetic of the ranking on planted runs, and a real shoot-out end to end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from conftest import run_compare
+from framework_arena.compare.run import compare
+
+ARTICLE_ROWS = {"interfaces", "architecture", "performance", "learning curve", "license", "debugging", "community", "speed", "visualization"}
+
+
+def _compose_compare(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    from hydra import compose, initialize_config_module
+
+    from framework_arena.config import register_configs
+
+    register_configs()
+    with initialize_config_module(config_module="framework_arena.conf", version_base="1.3"):
+        cfg = compose(config_name="compare", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _plant(store: str, runs: Mapping[str, Sequence[Mapping[str, float]]], experiment: str = "planted") -> MlflowClient:
+    """Logs FINISHED trial runs with the given metrics through MLflow, one per seed."""
+    client = MlflowClient(store)
+    exp = client.create_experiment(experiment)
+    for group, seeds in runs.items():
+        framework, _, backend = group.partition("-")
+        for seed, metrics in enumerate(seeds):
+            tags = {"arena.kind": "trial", "arena.framework": framework, "arena.model": "mlp", "arena.data": "digits"}
+            if backend:
+                tags["arena.backend"] = backend
+            run = client.create_run(exp, run_name=f"{group}-s{seed}", tags=tags)
+            client.log_param(run.info.run_id, "trainer.seed", seed)
+            for k, v in metrics.items():
+                client.log_metric(run.info.run_id, k, v)
+            client.set_terminated(run.info.run_id, "FINISHED")
+    return client
+
+
+def _rank(store: str, tmp_path: Path, weights: Mapping[str, float], **cfg_extra: Any):
+    cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false"])
+    cfg["ranking"]["weights"] = dict(weights)
+    cfg.update(cfg_extra)
+    return compare(cfg, tmp_path / "report", "planted").ranking
+
+
+def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, tmp_path: Path) -> None:
+    _plant(store, {
+        "torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}] * 2,
+        "tensorflow": [{"train_samples_per_s": 200, "test_accuracy": 0.9}] * 2,
+        "keras-jax": [{"train_samples_per_s": 400, "test_accuracy": 0.6}] * 2,
+    })
+    # Throughput scores 0.25, 0.5, 1; quality scores 1, 1, 0.6/0.9. Equal weights:
+    ranking = _rank(store, tmp_path, {"train_throughput": 1, "quality": 1})
+    got = {r.group: r for r in ranking.rows}
+    assert [r.group for r in ranking.rows] == ["keras-jax", "tensorflow", "torch"]
+    assert got["torch"].total == pytest.approx((0.25 + 1) / 2)
+    assert got["tensorflow"].total == pytest.approx((0.5 + 1) / 2)
+    assert got["keras-jax"].total == pytest.approx((1 + 0.6 / 0.9) / 2)
+    assert [r.rank for r in ranking.rows] == [1, 2, 3] and not any(r.tied for r in ranking.rows)  # identical seeds: no spread
+    # Quality weighted 3 to 1: the slow but accurate frameworks move up, Keras drops to last.
+    ranking = _rank(store, tmp_path, {"train_throughput": 1, "quality": 3})
+    assert [r.group for r in ranking.rows] == ["tensorflow", "torch", "keras-jax"]
+    assert ranking.rows[0].total == pytest.approx((0.5 + 3) / 4)
+    assert ranking.rows[2].total == pytest.approx((1 + 3 * 0.6 / 0.9) / 4)
+
+
+def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store: str, tmp_path: Path) -> None:
+    _plant(store, {
+        "torch": [{"train_samples_per_s": 100}, {"train_samples_per_s": 300}],
+        "tensorflow": [{"train_samples_per_s": 150}, {"train_samples_per_s": 250}],
+        "keras-torch": [{"train_samples_per_s": 1000}, {"train_samples_per_s": 1000}],
+    })
+    ranking = _rank(store, tmp_path, {"train_throughput": 1, "inference_latency": 5})
+    rows = {r.group: r for r in ranking.rows}
+    # Medians 200 and 200 of 1000; resampled medians 100..300 and 150..250 overlap: a tie for 2nd.
+    assert rows["keras-torch"].rank == 1 and not rows["keras-torch"].tied
+    assert rows["torch"].total == pytest.approx(0.2) and rows["tensorflow"].total == pytest.approx(0.2)
+    assert rows["torch"].rank == rows["tensorflow"].rank == 2 and rows["torch"].tied and rows["tensorflow"].tied
+    assert rows["torch"].low < 0.2 < rows["torch"].high
+    # No run logged inference latency: out of the totals, and "missing" in criteria.csv, never 0.
+    assert ranking.used == ["train_throughput"] and "inference_latency" in ranking.excluded
+    crit = list(csv.DictReader((tmp_path / "report" / "criteria.csv").open()))
+    latency = [r for r in crit if r["criterion"] == "inference_latency"]
+    assert len(latency) == 3 and all(r["display"] == "missing" and r["value"] == "" for r in latency)
+
+
+def test_nothing_to_compare_is_a_clear_message(store: str, tmp_path: Path) -> None:
+    _plant(store, {"torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}]})
+    MlflowClient(store).create_experiment("empty")
+    for args, expected in (
+        (["select.experiment=empty"], "No FINISHED trial runs in experiment 'empty'"),
+        (["select.experiment=nope"], "Experiment 'nope' does not exist"),
+        (["select.experiment=planted", "select.frameworks=[torch,keras-jax]"], "No FINISHED trial runs for keras-jax"),
+        (["select.experiment=planted", "select.sweep=latest"], "No sweep run matches select.sweep='latest'"),
+    ):
+        proc = run_compare([f"tracking.uri={store}", *args], tmp_path)
+        out = proc.stdout + proc.stderr  # Hydra's job logging writes to stdout
+        assert proc.returncode == 1, out
+        assert expected in out and "Traceback" not in out, out
+    bad = run_compare([f"tracking.uri={store}", "group_by=model", "bootstrap.confidence=2"], tmp_path)
+    assert bad.returncode == 2
+    assert "Received: group_by='model'" in bad.stdout and "Received: bootstrap.confidence=2" in bad.stdout
+    assert not [r for r in MlflowClient(store).search_runs(["1"]) if r.data.tags.get("arena.kind") == "comparison"]
+
+
+@pytest.mark.slow
+def test_real_shootout_comparison_run(shootout: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{shootout / 'mlflow.db'}"
+    proc = run_compare([f"tracking.uri={store}", "select.sweep=latest", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Ranking, profile balanced" in proc.stdout
+    for group in ("torch", "tensorflow", "keras-tensorflow"):
+        assert group in proc.stdout
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("framework-arena")
+    comparisons = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'comparison'")
+    assert len(comparisons) == 1
+    run = comparisons[0]
+    assert run.info.status == "FINISHED"
+    sweep = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'sweep'")[0]
+    assert run.data.tags["arena.compared_sweep"] == sweep.info.run_id
+    assert run.data.tags["arena.compared_run_count"] == "6"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.md", "report.html", "ranking.csv", "criteria.csv", "runs.csv", "plots"} <= artifacts
+    ranking = list(csv.DictReader(io.StringIO(Path(client.download_artifacts(run.info.run_id, "ranking.csv", str(tmp_path))).read_text())))
+    assert {r["framework"] for r in ranking} == {"torch", "tensorflow", "keras-tensorflow"}
+    assert all(0 < float(r["score"]) <= 1 for r in ranking) and min(int(r["rank"]) for r in ranking) == 1
+    criteria = list(csv.DictReader(io.StringIO(Path(client.download_artifacts(run.info.run_id, "criteria.csv", str(tmp_path))).read_text())))
+    assert {r["article_row"].replace("_", " ") for r in criteria} - {""} == ARTICLE_ROWS
+    assert {r["kind"] for r in criteria} == {"measured", "static"}
+    throughput = [float(r["value"]) for r in criteria if r["criterion"] == "train_throughput"]
+    assert len(throughput) == 3 and all(v > 0 and math.isfinite(v) for v in throughput)
+    report = Path(client.download_artifacts(run.info.run_id, "report.md", str(tmp_path))).read_text()
+    for row in ARTICLE_ROWS:
+        assert f"| {row} |" in report
+    html = Path(client.download_artifacts(run.info.run_id, "report.html", str(tmp_path))).read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "measured" in html and "static" in html
