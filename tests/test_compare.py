@@ -30,7 +30,10 @@ def _compose_compare(overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _plant(store: str, runs: Mapping[str, Sequence[Mapping[str, float]]], experiment: str = "planted") -> MlflowClient:
-    """Logs FINISHED trial runs with the given metrics through MLflow, one per seed."""
+    """Logs FINISHED trial runs with the given metrics through MLflow, one per seed.
+
+    A metric named ``param:<key>`` is logged as the param ``<key>`` instead.
+    """
     client = MlflowClient(store)
     exp = client.create_experiment(experiment)
     for group, seeds in runs.items():
@@ -42,7 +45,10 @@ def _plant(store: str, runs: Mapping[str, Sequence[Mapping[str, float]]], experi
             run = client.create_run(exp, run_name=f"{group}-s{seed}", tags=tags)
             client.log_param(run.info.run_id, "trainer.seed", seed)
             for k, v in metrics.items():
-                client.log_metric(run.info.run_id, k, v)
+                if k.startswith("param:"):
+                    client.log_param(run.info.run_id, k[len("param:") :], v)
+                else:
+                    client.log_metric(run.info.run_id, k, v)
             client.set_terminated(run.info.run_id, "FINISHED")
     return client
 
@@ -146,3 +152,27 @@ def test_real_shootout_comparison_run(shootout: Path, tmp_path: Path) -> None:
         assert f"| {row} |" in report
     html = Path(client.download_artifacts(run.info.run_id, "report.html", str(tmp_path))).read_text()
     assert html.count("data:image/png;base64,") >= 3 and "measured" in html and "static" in html
+
+
+@pytest.mark.parametrize("profile", ["balanced", "speed", "research", "production", "beginner"])
+def test_every_ranking_profile_composes_and_validates(profile: str) -> None:
+    from framework_arena.compare.settings import validate
+
+    cfg = _compose_compare([f"ranking={profile}"])
+    validate(cfg)
+    assert cfg["ranking"]["description"] and cfg["ranking"]["weights"]
+
+
+def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store: str, tmp_path: Path) -> None:
+    small, large = {"param:data.num_samples": 1000}, {"param:data.num_samples": 100000}
+    _plant(store, {
+        "torch": [{**small, "train_samples_per_s": 500}, {**large, "train_samples_per_s": 400}, {"param:data.num_samples": 1000000, "train_samples_per_s": 50}],
+        "tensorflow": [{**small, "train_samples_per_s": 300}, {**large, "train_samples_per_s": 800}],
+    })
+    ranking = _rank(store, tmp_path, {"large_data": 1})
+    rows = {r.group: r for r in ranking.rows}
+    # 100000 is the largest size both ran (torch's 1,000,000 has no TensorFlow counterpart).
+    assert rows["tensorflow"].total == pytest.approx(1.0) and rows["torch"].total == pytest.approx(0.5)
+    crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((tmp_path / "report" / "criteria.csv").open())}
+    assert float(crit[("large_data", "torch")]["value"]) == 400 and "data.num_samples=100000" in crit[("large_data", "torch")]["note"]
+    assert (tmp_path / "report" / "plots" / "scaling.png").exists()
