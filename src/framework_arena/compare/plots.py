@@ -23,7 +23,7 @@ def _plt():  # type: ignore[no-untyped-def]
 
 def _colors(groups: Sequence[str]) -> dict[str, str]:
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-    return {g: palette[i % len(palette)] for i, g in enumerate(groups)}
+    return {g: palette[i % len(palette)] for i, g in enumerate(sorted(groups))}  # one colour per framework in every figure
 
 
 def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: Ranking) -> Path:
@@ -64,7 +64,7 @@ def learning_curves(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
     plt = _plt()
     colors = _colors(list(groups))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "val_accuracy", "validation accuracy"), (axes[1], "train_loss", "training loss")):
+    for ax, key in ((axes[0], "val_accuracy"), (axes[1], "train_loss")):
         for g, hists in curves.items():
             series = [dict(h.get(key, [])) for h in hists if h.get(key)]
             if not series:
@@ -75,14 +75,7 @@ def learning_curves(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
             ax.plot(steps, med, color=colors[g], label=f"{g} (median of {len(series)})")
             if len(series) > 1:
                 ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colors[g], alpha=0.15)
-        ax.set_xlabel("epoch")
-        ax.set_title(label, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _finish_pair(fig, axes, ("epoch", "epoch"), ("validation accuracy", "training loss"), path)
 
 
 def scaling(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
@@ -98,15 +91,21 @@ def scaling(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
             vals = d.metric(key)
             med = [np.nanmedian(vals[d.sizes == s]) if np.any(~np.isnan(vals[d.sizes == s])) else np.nan for s in sizes]
             ax.plot(sizes, med, "o-", color=colors[g], label=g)
-    for ax, title in ((axes[0], "training throughput, samples/s"), (axes[1], "peak resident memory, MB")):
+    for ax in axes:
         ax.set_xscale("log")
-        ax.set_xlabel(first.size_key)
+    return _finish_pair(fig, axes, (first.size_key, first.size_key), ("training throughput, samples/s", "peak resident memory, MB"), path)
+
+
+def _finish_pair(fig, axes, xlabels: tuple[str, str], titles: tuple[str, str], path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Labels a two-panel figure, puts the legend on the left panel and saves it."""
+    for ax, xlabel, title in zip(axes, xlabels, titles):
+        ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _plt().close(fig)
     return path
 
 

@@ -34,14 +34,13 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     ranking = rank(groups, table, cfg["ranking"]["weights"], int(b["samples"]), float(b["confidence"]), int(b["seed"]))
     rep = report.Report(sel, groups, table, ranking, compare_article(cfg["criteria"].get("article") or {}, table, ranking),
                         profile, str(cfg["ranking"].get("description", "")), float(cfg["target_accuracy"]), history_runs)
-    files = report.write_all(rep, out_dir)
+    report.write_all(rep, out_dir)
     log.info("Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
              len(sel.trials), len(groups), time.perf_counter() - start, found - start, out_dir)
     report.print_terminal(rep)
     if cfg["report"]["log_run"]:
         run_id = _log_run(reader, cfg, rep, out_dir, profile)
         log.info("Comparison run %s in %s (report.html among its artifacts)", run_id, reader.uri)
-    del files
     return rep
 
 
