@@ -80,7 +80,10 @@ def _cells(trials: Sequence[Trial]) -> np.ndarray:
 
 def _row_median(values: np.ndarray) -> np.ndarray:
     """Median of each row, ignoring NaN; NaN for a row with no value (without numpy's warning)."""
-    has = ~np.isnan(values).all(axis=-1)
+    nan = np.isnan(values)
+    if not nan.any():
+        return np.median(values, axis=-1)  # nanmedian loops over rows in Python: 10x slower on 1000 resamples
+    has = ~nan.all(axis=-1)
     out = np.full(values.shape[:-1], np.nan)
     if has.any():
         out[has] = np.nanmedian(values[has], axis=-1)

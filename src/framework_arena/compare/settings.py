@@ -33,7 +33,7 @@ class BootstrapConfig:
 class ReportConfig:
     log_run: bool = True
     run_name: Optional[str] = None
-    max_history_runs: int = 50
+    max_history_runs: int = 20
 
 
 @dataclass
