@@ -29,7 +29,8 @@ def _colors(groups: Sequence[str]) -> dict[str, str]:
 def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: Ranking) -> Path:
     plt = _plt()
     groups = [r.group for r in ranking.rows]
-    keys = [k for k in CRITERIA if any(table[k][g].value is not None and math.isfinite(table[k][g].value) for g in groups)]  # type: ignore[arg-type]
+    # Measured criteria only: static values are ratings from config, read in the tables.
+    keys = [k for k, c in CRITERIA.items() if c.measure is not None and any(table[k][g].value is not None and math.isfinite(table[k][g].value) for g in groups)]  # type: ignore[arg-type]
     cols = 3
     rows = max(1, math.ceil(len(keys) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
@@ -40,8 +41,7 @@ def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: 
         heights = [v if v is not None and math.isfinite(v) else 0.0 for v in vals]
         iv = ranking.value_intervals[key]
         err = np.array([[h - iv[g][0], iv[g][1] - h] if g in iv and vals[i] is not None and math.isfinite(vals[i]) else [0.0, 0.0] for i, (g, h) in enumerate(zip(groups, heights))]).T  # type: ignore[arg-type]
-        spread = crit.measure is not None and bool(np.any(err > 0))  # static values have no interval
-        ax.bar(range(len(groups)), heights, yerr=np.clip(err, 0, None) if spread else None, capsize=3, color=[colors[g] for g in groups])
+        ax.bar(range(len(groups)), heights, yerr=np.clip(err, 0, None) if np.any(err > 0) else None, capsize=3, color=[colors[g] for g in groups])
         for i, v in enumerate(vals):
             if v is None or not math.isfinite(v):
                 ax.text(i, 0, "missing" if v is None else "not reached", ha="center", va="bottom", fontsize=7, rotation=90)

@@ -108,7 +108,7 @@ def _notes(rep: Report) -> list[str]:
 def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
     pdir = folder / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
-    figs = [("Criteria, with intervals", plots.criteria_bars(pdir / "criteria.png", rep.table, rep.ranking)),
+    figs = [("Measured criteria, with bootstrap intervals", plots.criteria_bars(pdir / "criteria.png", rep.table, rep.ranking)),
             ("Learning curves", plots.learning_curves(pdir / "learning_curves.png", rep.groups)),
             ("Throughput and memory as the data grows", plots.scaling(pdir / "scaling.png", rep.groups)),
             ("The profile's criteria", plots.radar(pdir / "radar.png", rep.ranking))]
