@@ -156,6 +156,8 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "median over runs of import_time_s + time_to_first_step_s (tracing and compilation included)", _median_of("import_time_s", "time_to_first_step_s")),
     Criterion("license", "License", "license", "permissive (1) / weak copyleft (0.5) / copyleft (0)", "higher", "measured",
               "the installed distribution's License-Expression, License or classifiers"),
+    Criterion("code_size", "Framework API surface", "architecture", "API names", "lower", "measured",
+              "distinct framework API names (torch.*, nn.*, tf.*, keras.*) this project's trainer for the framework uses to do the same work as the others; its logical lines are noted"),
     Criterion("ease_of_use", "Ease of use (architecture)", "architecture", "rating 1-5", "higher", "static", "criteria.static.ease_of_use"),
     Criterion("learning_curve", "Learning curve", "learning_curve", "rating 1-5", "higher", "static", "criteria.static.learning_curve"),
     Criterion("debugging", "Debugging", "debugging", "rating 1-5", "higher", "static", "criteria.static.debugging"),
@@ -200,6 +202,38 @@ def license_score(text: str) -> float | None:
     if any(w in text for w in WEAK_COPYLEFT):
         return 0.5
     return 1.0 if any(p in text for p in PERMISSIVE) else None
+
+
+# --- code size, from this project's own trainers --------------------------------------------------
+
+TRAINER_FILES = {"torch": ("torch.py",), "tensorflow": ("tensorflow.py", "_tf_optim.py"), "keras": ("keras.py",)}
+FRAMEWORK_ROOTS = {"torch": ("torch", "nn", "F"), "tensorflow": ("tf",), "keras": ("keras",)}
+
+
+def code_size(framework: str) -> tuple[int, int] | None:
+    """(logical lines, distinct framework API names) of the trainer implementing ``framework``."""
+    import ast
+    from pathlib import Path
+
+    import framework_arena.trainers as trainers
+
+    folder = Path(trainers.__file__).parent
+    lines: set[tuple[str, int]] = set()
+    apis: set[str] = set()
+    for name in TRAINER_FILES.get(framework, ()):
+        path = folder / name
+        if not path.exists():
+            return None
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant) and isinstance(n.body[0].value.value, str)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt) and not (isinstance(node, ast.Expr) and id(node.value) in docstrings):
+                lines.update((name, ln) for ln in range(node.lineno, (node.end_lineno or node.lineno) + 1) if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)) or ln == node.lineno)
+            if isinstance(node, ast.Attribute):
+                dotted = ast.unparse(node)
+                if dotted.split(".")[0] in FRAMEWORK_ROOTS[framework] and "(" not in dotted and "[" not in dotted:
+                    apis.add(dotted)
+    return len(lines), len({a for a in apis if not any(b.startswith(a + ".") for b in apis)})
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -279,6 +313,9 @@ def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any]) -> d
                 elif key == "large_data":
                     note = f"{g.size_key}={g.largest_common_size:g}"
                 row[name] = Cell(value, fmt(value, crit.unit), g.n, note)
+            elif key == "code_size":
+                size = code_size(g.trials[0].framework if g.trials else name)
+                row[name] = Cell(None, "missing", note="no trainer for this framework") if size is None else Cell(float(size[1]), f"{size[1]} API names, {size[0]} lines", note="this project's trainer")
             elif key == "license":
                 found = license_of(g.trials[0].framework if g.trials else name)
                 if found is None:
