@@ -154,6 +154,8 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "standard deviation of test_accuracy across runs differing only by seed (mean over configurations); needs 2 seeds or more", _reproducibility, floor=0.005),
     Criterion("startup", "Start-up cost", "debugging", "s", "lower", "measured",
               "median over runs of import_time_s + time_to_first_step_s (tracing and compilation included)", _median_of("import_time_s", "time_to_first_step_s")),
+    Criterion("error_clarity", "Error clarity", "debugging", "points 0-2", "higher", "measured",
+              "median over runs of debug_error_clarity: a shape bug planted at the end of each trial; 1 point if the error names the received and expected shapes, 1 if it names the layer (probe.py)", _median_of("debug_error_clarity")),
     Criterion("license", "License", "license", "permissive (1) / weak copyleft (0.5) / copyleft (0)", "higher", "measured",
               "the installed distribution's License-Expression, License or classifiers"),
     Criterion("code_size", "Framework API surface", "architecture", "API names", "lower", "measured",
