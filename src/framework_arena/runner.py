@@ -44,6 +44,7 @@ class TrialResult:
     message: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # from the trainer: framework_version, device
 
 
 class TrialInterrupted(BaseException):
@@ -223,12 +224,12 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         _stop(proc)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
-        _finish(run, result)
+        _finish(run, result, container, sweep)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
         result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
-        _finish(run, result)
+        _finish(run, result, container, sweep)
         raise
     finally:
         progress.close()
@@ -236,9 +237,10 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
     if summary is not None and proc.returncode == 0:
         result.status = "FINISHED"
         result.metrics.update(summary["metrics"])
+        result.info = summary.get("info", {})
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
-    _finish(run, result)
+    _finish(run, result, container, sweep)
     return result
 
 
@@ -253,12 +255,32 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-def _finish(run: Any, result: TrialResult) -> None:
-    """Records why a trial did not finish, then sets the run's final status."""
+def _finish(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepContext | None) -> None:
+    """Records the run's description and why a trial did not finish, then sets its final status."""
     if run is None:
         return
+    tags = _note(run, result, cfg, sweep)
     if result.status != "FINISHED":
-        run.set_tags({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
+        tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
+    if tags:
+        run.set_tags(tags)
+    if result.status != "FINISHED":
         if result.traceback:
             run.log_text(result.traceback, "error.txt")
     run.end(result.status)
+
+
+def _note(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepContext | None) -> dict[str, str]:
+    """The run's description (``mlflow.note.content``): config and result in a few Markdown lines."""
+    from framework_arena.notes import NOTE_TAG, trial_note
+    from framework_arena.tracking import strict
+
+    try:
+        parent = sweep.parent_run_id if sweep is not None else None
+        note = trial_note(cfg, result.metrics, result.status, parent, experiment_id=run.experiment_id, framework_version=result.info.get("framework_version"), message=result.message)
+    except Exception as e:  # noqa: BLE001 - a description never costs the run its status
+        if strict():
+            raise
+        log.warning("Could not write the description of run %s: %s", run.run_id, e)
+        return {}
+    return {NOTE_TAG: note}

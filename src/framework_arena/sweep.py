@@ -170,6 +170,10 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
         run.log_metrics({f"best_{objective}": best["objective"]})
         run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
         run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
+    from framework_arena.notes import NOTE_TAG, sweep_note
+
+    overrides = parent.data.tags.get("arena.sweep_overrides", "")
+    run.set_tags({NOTE_TAG: sweep_note(rows, counts, best, objective, direction, experiment_id=run.experiment_id, overrides=overrides)})
     if platform is not None:
         from framework_arena.platform import write_stats
 

@@ -21,6 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from framework_arena.config import flatten
+from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
 from framework_arena.secrets import redact, redact_text
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+# The experiment's description in the UI, and its kind: runs of model training, not GenAI traces,
+# so the UI lists runs rather than a traces overview.
+EXPERIMENT_TAGS = {"arena.kind": "trials", NOTE_TAG: EXPERIMENT_NOTE, "mlflow.experimentKind": "custom_model_development"}
 STATUS = {"FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED, "KILLED": RunStatus.KILLED}
 
 
@@ -59,7 +63,7 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     if uri.startswith("sqlite:///"):
         artifact_location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlruns").as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_location, tags={"arena.kind": "trials"})
+        return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
     except mlflow.exceptions.MlflowException:
         # Another process created it between our look-up and our create.
         exp = client.get_experiment_by_name(name)
