@@ -66,7 +66,10 @@ SHOOTOUT_ARGS = ["-m", "framework=torch,tensorflow,keras", "trainer.seed=0,1", "
 
 @pytest.fixture(scope="session")
 def shootout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose ``mlflow.db`` holds one finished shoot-out sweep; shared, so treat it as read-only."""
+    """A folder whose ``mlflow.db`` holds one finished shoot-out sweep, shared by the tests of a session.
+
+    Tests may add comparison runs to it, each under its own ``report.run_name``; nothing else.
+    """
     folder = tmp_path_factory.mktemp("shootout")
     proc = run_arena(SHOOTOUT_ARGS, folder, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -123,20 +123,20 @@ def test_nothing_to_compare_is_a_clear_message(store: str, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_real_shootout_comparison_run(shootout: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{shootout / 'mlflow.db'}"
-    proc = run_compare([f"tracking.uri={store}", "select.sweep=latest", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    name = "compare-real-shootout"  # the shared store may hold other tests' comparison runs
+    proc = run_compare([f"tracking.uri={store}", "select.sweep=latest", f"report.run_name={name}", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Ranking, profile balanced" in proc.stdout
     for group in ("torch", "tensorflow", "keras-tensorflow"):
         assert group in proc.stdout
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("framework-arena")
-    comparisons = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'comparison'")
-    assert len(comparisons) == 1
-    run = comparisons[0]
+    [run] = client.search_runs([exp.experiment_id], f"tags.`arena.kind` = 'comparison' and attributes.run_name = '{name}'")
     assert run.info.status == "FINISHED"
     sweep = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'sweep'")[0]
     assert run.data.tags["arena.compared_sweep"] == sweep.info.run_id
     assert run.data.tags["arena.compared_run_count"] == "6"
+    assert "Framework comparison" in run.data.tags["mlflow.note.content"]  # its description in the UI
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.md", "report.html", "ranking.csv", "criteria.csv", "runs.csv", "plots"} <= artifacts
     ranking = list(csv.DictReader(io.StringIO(Path(client.download_artifacts(run.info.run_id, "ranking.csv", str(tmp_path))).read_text())))

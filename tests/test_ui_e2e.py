@@ -58,20 +58,17 @@ def shots(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``arena -m framework=torch,keras trainer.epochs=2`` in a fresh folder: its store and runs."""
-    _chromium()  # no browser: do not train for nothing
-    folder = tmp_path_factory.mktemp("ui-store")
-    proc = run_arena(["-m", "framework=torch,keras", "trainer.epochs=2"], folder, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+def sweep(shootout: Path) -> dict[str, Any]:
+    """The session's shoot-out (conftest.shootout: 3 framework families x 2 seeds): its store and runs."""
+    _chromium()  # no browser: fail or skip before anything else
+    uri = f"sqlite:///{shootout / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])
     [parent] = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2
-    return {"folder": folder, "uri": uri, "client": client, "experiment": exp, "parent": parent, "children": children}
+    assert len(children) == 6
+    return {"folder": shootout, "uri": uri, "client": client, "experiment": exp, "parent": parent, "children": children}
 
 
 def _free_port() -> int:
@@ -172,7 +169,7 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     # The sweep's description: objective, best trial (a link), the table of trials.
     sweep_link.click()
     expect(page.get_by_text("Objective: maximize")).to_be_visible()
-    expect(page.get_by_text("2 finished", exact=False)).to_be_visible()
+    expect(page.get_by_text(f"{len(children)} finished", exact=False)).to_be_visible()
     _show_more(page)
     page.screenshot(path=shots / "2-sweep-run.png")
     with page.context.expect_page() as opened:  # the UI opens a description's links in a new tab
@@ -233,16 +230,14 @@ def _show_more(page: Any) -> None:
 def test_comparison_report_renders_in_the_artifact_viewer(page: Any, server: str, sweep: dict[str, Any], shots: Path) -> None:
     from playwright.sync_api import expect
 
-    compare = BIN / "arena-compare"
-    if not compare.exists():
-        pytest.skip("arena-compare not installed yet")
+    name = "compare-ui-e2e"  # the shared store may hold other tests' comparison runs
     proc = subprocess.run(
-        [str(compare), f"tracking.uri={sweep['uri']}", f"tracking.experiment={EXPERIMENT}"],
+        [str(BIN / "arena-compare"), f"tracking.uri={sweep['uri']}", f"tracking.experiment={EXPERIMENT}", f"report.run_name={name}", f"hydra.run.dir={shots / 'compare-output'}"],
         cwd=sweep["folder"], capture_output=True, text=True, timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client: MlflowClient = sweep["client"]
-    [run] = client.search_runs([sweep["experiment"].experiment_id], "tags.`arena.kind` = 'comparison'")
+    [run] = client.search_runs([sweep["experiment"].experiment_id], f"tags.`arena.kind` = 'comparison' and attributes.run_name = '{name}'")
     assert {"report.html", "report.md", "ranking.csv", "criteria.csv"} <= {f.path for f in client.list_artifacts(run.info.run_id)}
 
     _check_report_in_ui(page, server, run.info.run_name, shots)

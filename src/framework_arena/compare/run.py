@@ -11,6 +11,7 @@ from framework_arena.compare import query, report
 from framework_arena.compare.article import compare_article
 from framework_arena.compare.criteria import build_groups, measure_all
 from framework_arena.compare.rank import rank
+from framework_arena.notes import NOTE_TAG, comparison_note
 from framework_arena.secrets import redact_text
 from framework_arena.tracking import Reader
 
@@ -59,6 +60,8 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
     }
     if sel.sweep_run_id:
         tags["arena.compared_sweep"] = sel.sweep_run_id
+    rows = [(r.group, r.total, r.rank, r.tied) for r in rep.ranking.rows]
+    tags[NOTE_TAG] = comparison_note(rows, profile, ", ".join(sel.experiment_names), run_ids=ids, sweep_id=sel.sweep_name, experiment_id=sel.experiment_ids[0])
     params = {"profile": profile, "group_by": cfg["group_by"], "target_accuracy": cfg["target_accuracy"], "bootstrap.samples": cfg["bootstrap"]["samples"],
               "bootstrap.confidence": cfg["bootstrap"]["confidence"], "select.filter": cfg["select"]["filter"] or "", "select.sweep": cfg["select"]["sweep"] or ""}
     params.update({f"weight.{k}": v for k, v in rep.ranking.weights.items()})
