@@ -54,8 +54,9 @@ def context_for_job(tracking: Mapping[str, Any], sweep_dir: str) -> SweepContext
     ctx = SweepContext.from_env()
     if ctx is not None or tracking["name"] == "none" or not tracking.get("uri"):
         return ctx
-    from framework_arena.tracking import RunHandle
+    from framework_arena.tracking import RunHandle, configure_http
 
+    configure_http(tracking)
     handle = RunHandle(tracking["uri"], tracking["experiment"])
     quoted = sweep_dir.replace("'", "\\'")
     runs = handle.search(f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_dir` = '{quoted}' and attributes.status = 'RUNNING'", 1)
@@ -81,8 +82,9 @@ def start(cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> SweepContext 
     tk = cfg["tracking"]
     if tk["name"] == "none":
         return None
-    from framework_arena.tracking import RunHandle
+    from framework_arena.tracking import RunHandle, configure_http
 
+    configure_http(tk)  # inherited by every job and trial
     run = RunHandle(tk["uri"], tk["experiment"])  # creating it here: no parallel schema migrations
     sweep_id = uuid.uuid4().hex[:12]
     overrides = list(hydra_cfg["overrides"]["task"])
