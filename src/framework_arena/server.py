@@ -166,12 +166,14 @@ class TrackingServer:
         auth: MLflow's basic-auth app; the admin password comes from ``MLFLOW_AUTH_ADMIN_PASSWORD``.
         workers: uvicorn worker processes.
         backend_uri: another backend store instead of PostgreSQL (e.g. ``sqlite:///...``).
+        allowed_hosts: MLflow's ``--allowed-hosts`` (Host headers accepted beyond localhost and private IPs).
     """
 
-    def __init__(self, folder: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 5000, auth: bool = False, workers: int = 2, backend_uri: str | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 5000, auth: bool = False, workers: int = 2, backend_uri: str | None = None, allowed_hosts: str | None = None) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self.host, self.port, self.auth, self.workers = host, port, auth, workers
         self.backend_uri = backend_uri
+        self.allowed_hosts = allowed_hosts
         self.artifacts = self.folder / "artifacts"
         self.postgres: Postgres | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -191,9 +193,6 @@ class TrackingServer:
         return values
 
     def _auth_env(self, database_uri: str) -> dict[str, str]:
-        password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", "")
-        if len(password) < 12 or password == LEGACY_ADMIN_PASSWORD:
-            raise ServerError("--auth needs the admin password in MLFLOW_AUTH_ADMIN_PASSWORD: at least 12 characters, not MLflow's old default")
         ini = self.folder / "basic_auth.ini"
         ini.touch(mode=0o600)  # it holds the database password
         ini.write_text(
@@ -212,6 +211,10 @@ class TrackingServer:
             log: where MLflow's output goes (default: this process's stdout and stderr).
             timeout: seconds to wait for ``/health``.
         """
+        if self.auth:
+            password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", "")
+            if len(password) < 12 or password == LEGACY_ADMIN_PASSWORD:
+                raise ServerError("--auth needs the admin password in MLFLOW_AUTH_ADMIN_PASSWORD: at least 12 characters, not MLflow's old default")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)  # the postgres user must enter it; the secrets inside are 600
         self.artifacts.mkdir(exist_ok=True)
@@ -219,6 +222,13 @@ class TrackingServer:
         env = {**os.environ, "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or keys["flask_secret_key"]}
         # MLflow's GenAI job runner (seven huey processes) serves nothing a training sweep uses.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        try:
+            self._start(env, keys, log, timeout)
+        except BaseException:
+            self.stop()  # no PostgreSQL left running behind a failed start
+            raise
+
+    def _start(self, env: dict[str, str], keys: dict[str, str], log: IO[bytes] | None, timeout: float) -> None:
         backend = self.backend_uri
         if backend is None:
             self.postgres = Postgres(self.folder / "postgres", keys["postgres_password"])
@@ -237,13 +247,11 @@ class TrackingServer:
         ]
         if self.auth:
             cmd += ["--app-name", "basic-auth"]
+        if self.allowed_hosts:
+            cmd += ["--allowed-hosts", self.allowed_hosts]
         # A session of its own: stop() ends uvicorn and its workers together.
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
-        try:
-            self._wait(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._wait(timeout)
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -284,13 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     """``arena-server``: starts PostgreSQL and ``mlflow server``; Ctrl-C stops both."""
     parser = argparse.ArgumentParser(prog="arena-server", description="A shared MLflow tracking server on PostgreSQL, with served artifacts (Ctrl-C stops it).")
     parser.add_argument("--dir", default="arena-server", help="folder for the database cluster, artifacts and generated secrets (default: ./arena-server)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface MLflow binds to (default 127.0.0.1; 0.0.0.0 for a team, with --auth and --allowed-hosts in MLFLOW_SERVER_ALLOWED_HOSTS)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface MLflow binds to (default 127.0.0.1; 0.0.0.0 for a team, with --auth)")
+    parser.add_argument("--allowed-hosts", default=None, help="Host headers MLflow accepts besides localhost and private IPs, e.g. mlflow.example.com (MLflow's --allowed-hosts)")
     parser.add_argument("--port", type=int, default=5000, help="MLflow's port (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
     parser.add_argument("--auth", action="store_true", help="MLflow's basic-auth app; admin password from MLFLOW_AUTH_ADMIN_PASSWORD (user: MLFLOW_AUTH_ADMIN_USERNAME, default admin)")
     args = parser.parse_args(argv)
 
-    server = TrackingServer(args.dir, args.host, args.port, args.auth, args.workers)
+    server = TrackingServer(args.dir, args.host, args.port, args.auth, args.workers, allowed_hosts=args.allowed_hosts)
     say = lambda msg: print(f"[arena-server] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     stop = {"now": False}
 
