@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -31,16 +32,28 @@ def _arena(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([str(Path(sys.executable).with_name("arena")), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_no_server_fails_before_creating_a_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sweep", [[], ["-m", "trainer.seed=0,1"]], ids=["trial", "sweep"])
+def test_no_server_fails_before_creating_a_run(tmp_path: Path, sweep: list[str]) -> None:
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     start = time.monotonic()
-    proc = _arena([*TRIAL, "trainer.epochs=1", f"tracking.uri={uri}"], tmp_path)
+    proc = _arena([*sweep, *TRIAL, "trainer.epochs=1", f"tracking.uri={uri}"], tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out[-3000:]
     assert time.monotonic() - start < 120
     assert f"MLflow tracking server at {uri} is unreachable: connection refused (tracking.timeout_s=5, tracking.retries=1). Nothing was trained." in out
     assert "Traceback" not in out
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_silent_server_fails_within_the_configured_timeout(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:  # connects, never answers
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        proc = _arena(["tracking=server", "tracking.timeout_s=2", "tracking.retries=1", "trainer.epochs=1", f"tracking.uri={uri}"], tmp_path)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert time.monotonic() - start < 120  # MLflow's defaults: 120 s per try, 7 retries
+    assert f"MLflow tracking server at {uri} is unreachable: no answer in time (tracking.timeout_s=2, tracking.retries=1)." in out
 
 
 def test_server_lost_during_a_trial_keeps_its_results_on_disk(tmp_path: Path) -> None:

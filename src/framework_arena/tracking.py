@@ -14,8 +14,9 @@ import logging
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -87,6 +88,17 @@ def unavailable(uri: str, error: BaseException, kept: str = "") -> TrackingUnava
     return TrackingUnavailable(redact_text(f"MLflow tracking server at {uri} is unreachable: {cause} ({settings or 'MLflow defaults'})." + (f" {kept}" if kept else "")))
 
 
+@contextmanager
+def _answering(uri: str, kept: str) -> Iterator[None]:
+    """Turns "the server did not answer" into :class:`TrackingUnavailable`."""
+    try:
+        yield
+    except mlflow.exceptions.MlflowException as e:
+        if unreachable(e):
+            raise unavailable(uri, e, kept) from e
+        raise
+
+
 def offline_dir(run_id: str) -> str:
     """Where a trial keeps its model and metrics if the server goes away: in Hydra's output folder."""
     try:
@@ -142,12 +154,8 @@ class RunHandle:
         self.run_id = run_id
         # Attached to a run, the experiment is looked up only if a search needs it: a job that
         # just files its record on the sweep's run makes no extra request.
-        try:
+        with _answering(self.uri, "Nothing was trained."):
             self._experiment_id = None if run_id else ensure_experiment(self.client, experiment or "framework-arena")
-        except mlflow.exceptions.MlflowException as e:
-            if unreachable(e):
-                raise unavailable(self.uri, e, "Nothing was trained.") from e
-            raise
 
     @property
     def experiment_id(self) -> str:
@@ -164,12 +172,8 @@ class RunHandle:
         from mlflow.tracking.context.registry import resolve_tags
 
         all_tags = redact({k: str(v) for k, v in resolve_tags(dict(tags)).items()})
-        try:
+        with _answering(self.uri, "Nothing was trained."):
             run = self.client.create_run(self.experiment_id, run_name=redact_text(run_name), tags=all_tags)
-        except mlflow.exceptions.MlflowException as e:
-            if unreachable(e):
-                raise unavailable(self.uri, e, "Nothing was trained.") from e
-            raise
         self.run_id = run.info.run_id
         if cfg is not None:
             import yaml
@@ -299,7 +303,8 @@ class RunLogger:
             return
         self.offline_dir.mkdir(parents=True, exist_ok=True)
         (self.offline_dir / "metrics.json").write_text(json.dumps(self.kept, indent=1) + "\n")
-        raise unavailable(self.uri, self.lost, f"Nothing trained is lost: the model and metrics are saved in {self.offline_dir}")
+        what = "the model and metrics" if (self.offline_dir / "model").exists() else "the metrics"
+        raise unavailable(self.uri, self.lost, f"Nothing trained is lost: {what} are saved in {self.offline_dir}")
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
