@@ -65,7 +65,7 @@ def _as_postgres() -> pwd.struct_passwd | None:
         raise ServerError("PostgreSQL refuses to run as root and there is no 'postgres' user: create one (useradd --system postgres) or run arena-server as a regular user") from None
 
 
-def _reachable_by(path: Path, user: pwd.struct_passwd) -> Path | None:
+def _blocked_for(path: Path, user: pwd.struct_passwd) -> Path | None:
     """The first ancestor of ``path`` that ``user`` cannot enter, or None."""
     groups = {g for g in os.getgrouplist(user.pw_name, user.pw_gid)}
     for folder in reversed(path.resolve().parents):
@@ -112,7 +112,7 @@ class Postgres:
         """Creates the cluster unless it exists; returns whether it was created."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.account:
-            blocked = _reachable_by(self.folder, self.account)
+            blocked = _blocked_for(self.folder, self.account)
             if blocked is not None:
                 raise ServerError(f"PostgreSQL runs as user 'postgres' (it refuses root), which cannot enter {blocked}: choose a --dir outside it (e.g. under /srv or /tmp) or run arena-server as a regular user")
             os.chown(self.folder, self.account.pw_uid, self.account.pw_gid)
@@ -241,7 +241,7 @@ class TrackingServer:
         env["MLFLOW_BACKEND_STORE_URI"] = backend
         self.port = self.port or free_port(self.host)
         cmd = [
-            str(Path(sys.executable).with_name("mlflow")), "server",
+            sys.executable, "-m", "mlflow", "server",
             "--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
             "--artifacts-destination", str(self.artifacts),
         ]
