@@ -57,6 +57,8 @@ def test_defaults_are_written_out_in_full() -> None:
         (["model=cnn", "model.filters=[8,8,8,8]"], "model=cnn", "(8, 8, 1)"),
         (["data=idx"], "data.path", "None"),
         (["tracking=server", "tracking.uri=file:///tmp/x"], "tracking.uri", "file:///tmp/x"),
+        (["tracking=server", "tracking.uri=http://mlflow:5000", "tracking.timeout_s=0"], "tracking.timeout_s", "0"),
+        (["tracking.retries=-1"], "tracking.retries", "-1"),
     ],
 )
 def test_validation_names_key_value_and_expectation(overrides: list[str], key: str, value: str) -> None:

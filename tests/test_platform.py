@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_arena
-from framework_arena import secrets
+from framework_arena import platform, secrets
 
 DOMINO = {
     "DOMINO_PROJECT_OWNER": "ada",
@@ -20,11 +23,12 @@ DOMINO = {
     "DOMINO_HARDWARE_TIER_ID": "small-k8s",
 }
 SECRET = "pl4nted-s3cret-value"
+DOMINO_EXPERIMENT = "framework-arena-ada-shootout"  # unique per Domino project
 
 
-def _only_run(tmp_path: Path):
+def _only_run(tmp_path: Path, experiment: str = DOMINO_EXPERIMENT):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    [run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id])
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     return run
 
 
@@ -44,7 +48,7 @@ def test_domino_job_is_tagged_and_writes_dominostats(tmp_path: Path) -> None:
 def test_outside_domino_there_is_no_domino_tag_nor_stats(tmp_path: Path) -> None:
     proc = run_arena(["trainer.epochs=1", "tracking.log_model=false"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not [t for t in _only_run(tmp_path).data.tags if t.startswith(("domino.", "slurm."))]
+    assert not [t for t in _only_run(tmp_path, "framework-arena").data.tags if t.startswith(("domino.", "slurm."))]
     assert not (tmp_path / "dominostats.json").exists()
 
 
@@ -90,5 +94,52 @@ def test_domino_job_honours_the_platform_tracking_uri(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()
     client = MlflowClient(f"sqlite:///{platform_store}")
-    [run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id])
+    [run] = client.search_runs([client.get_experiment_by_name(DOMINO_EXPERIMENT).experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["domino.run_id"] == DOMINO["DOMINO_RUN_ID"]
+
+
+def test_domino_experiment_is_unique_per_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracking = {"name": "server", "uri": "http://mlflow:5000", "experiment": "shootout"}
+    for var in DOMINO:
+        monkeypatch.delenv(var, raising=False)
+    assert platform.tracking_for({"name": "auto"}, tracking) == tracking  # not a Domino job
+    for var, value in DOMINO.items():
+        monkeypatch.setenv(var, value)
+    named = platform.tracking_for({"name": "auto"}, tracking)
+    assert named == {**tracking, "experiment": "shootout-ada-shootout"}
+    assert platform.tracking_for({"name": "domino"}, named)["experiment"] == "shootout-ada-shootout"  # once
+    assert platform.tracking_for({"name": "none"}, tracking)["experiment"] == "shootout"
+
+
+def test_publish_copies_into_the_artifacts_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("# ranking\n")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "speed.png").write_bytes(b"png")
+    monkeypatch.setenv("DOMINO_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    copies = platform.publish({"name": "domino"}, [report, plots], folder="compare")
+    assert copies == [tmp_path / "artifacts" / "compare" / "report.md", tmp_path / "artifacts" / "compare" / "plots"]
+    assert copies[0].read_text() == "# ranking\n" and (copies[1] / "speed.png").read_bytes() == b"png"
+    assert platform.publish({"name": "none"}, [report]) == []
+    monkeypatch.delenv("DOMINO_ARTIFACTS_DIR")
+    assert platform.artifacts_dir() == (Path("/mnt/artifacts") if Path("/mnt/artifacts").is_dir() else None)
+
+
+@pytest.mark.slow
+def test_domino_example_job_publishes_the_sweep_summary(tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "examples" / "domino" / "job.sh"
+    env = {
+        **os.environ, **DOMINO, "DOMINO_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "FRAMEWORKS": "torch", "SEEDS": "0",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # arena from this environment
+    }
+    proc = subprocess.run(["bash", str(script), "trainer.epochs=1", "tracking.log_model=false"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(DOMINO_EXPERIMENT).experiment_id])
+    assert {r.data.tags["arena.kind"] for r in runs} == {"sweep", "trial"}
+    assert all(r.data.tags["domino.project_name"] == "shootout" for r in runs)
+    assert json.loads((tmp_path / "dominostats.json").read_text())["trials_finished"] == 1.0
+    summary = (tmp_path / "artifacts" / "sweep_summary.md").read_text()
+    assert "1 finished" in summary and "framework=torch" in summary
+    assert (tmp_path / "artifacts" / "sweep_summary.csv").read_text().startswith("job,status,run_name")

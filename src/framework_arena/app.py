@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from framework_arena.config import ConfigError, register_configs
+from framework_arena.errors import TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, tracking_for, write_stats
 from framework_arena.secrets import redact_text
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
@@ -69,6 +70,11 @@ def train(cfg: DictConfig) -> float:
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)
+    except TrackingUnavailable as e:  # before anything was trained: the server cannot record it
+        log.error("%s", e)
+        if sweep is None:
+            sys.exit(1)
+        return math.nan
     log.info("%s", redact_text(_summary(result)))
     if sweep is None and result.status == "FINISHED":
         write_stats(cfg.platform, {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})

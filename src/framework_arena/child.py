@@ -92,7 +92,7 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _Channel) -> dict[str, Any]:
+def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _Channel, offline_dir: str | None = None) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import models
     from framework_arena.trainers import get_trainer
@@ -106,7 +106,7 @@ def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _C
     if run_id:
         from framework_arena.tracking import RunLogger
 
-        logger = RunLogger(uri, run_id)
+        logger = RunLogger(uri, run_id, offline_dir)
 
     data = data_mod.load(cfg["data"], cfg["data"]["split_seed"])
     spec = models.build_spec(cfg["model"], data.input_shape, data.num_classes)
@@ -140,6 +140,7 @@ def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _C
         if cfg["tracking"].get("log_model", True):
             example = data.test.x[:5]
             summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=epochs)
+        logger.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
     return summary
 
 
@@ -151,11 +152,11 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
     trial = json.load(sys.stdin)
     try:
-        summary = _train(trial["cfg"], trial["uri"], trial["run_id"], channel)
+        summary = _train(trial["cfg"], trial["uri"], trial["run_id"], channel, trial.get("offline_dir"))
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.trainers.base import NonFiniteLossError
 
-        reason = "nan_loss" if isinstance(e, NonFiniteLossError) else "exception"
+        reason = "nan_loss" if isinstance(e, NonFiniteLossError) else getattr(e, "arena_reason", "exception")
         channel.send(["error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}])
         sys.exit(1)
     channel.send(["result", summary])

@@ -133,6 +133,10 @@ class TrackingConfig:
     experiment: str = "framework-arena"
     run_name: Optional[str] = None  # default: <framework>[-<backend>]-<model>-<data>-s<seed>
     log_model: bool = True
+    # An unreachable server fails a trial in about timeout_s * (retries + 1) plus a few seconds of
+    # back-off, instead of MLflow's 120 s * 7 retries (MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES).
+    timeout_s: int = 10
+    retries: int = 2
 
 
 @dataclass
@@ -322,6 +326,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if tk["name"] != "none":
         _expect(problems, bool(tk.get("uri")), "tracking.uri", tk.get("uri"), "to be set (or MLFLOW_TRACKING_URI) with tracking=" + str(tk["name"]))
         _expect(problems, bool(tk.get("experiment")), "tracking.experiment", tk.get("experiment"), "to be a non-empty name")
+    _expect(problems, tk.get("timeout_s", 1) >= 1, "tracking.timeout_s", tk.get("timeout_s"), ">= 1 (seconds per HTTP request)")
+    _expect(problems, tk.get("retries", 0) >= 0, "tracking.retries", tk.get("retries"), ">= 0")
     if tk["name"] == "server" and tk.get("uri"):
         _expect(problems, str(tk["uri"]).startswith(("http://", "https://")), "tracking.uri", tk["uri"], "to be an http(s):// URL of an MLflow server for tracking=server")
     if not problems:

@@ -184,9 +184,11 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
     tk = container["tracking"]
 
     run = None
+    offline = None
     if tk["name"] != "none":
-        from framework_arena.tracking import RunHandle
+        from framework_arena.tracking import RunHandle, configure_http, offline_dir
 
+        configure_http(tk)  # fail fast when the server is gone: this process and the child
         run = RunHandle(tk["uri"], tk["experiment"])
         tags = _tags(container, overrides)
         if sweep is not None:
@@ -200,6 +202,7 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
             tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
         result.run_id = run.start(name, tags, container)
         result.tracking_uri = run.uri
+        offline = offline_dir(result.run_id)
 
     from framework_arena.child import environment
 
@@ -217,7 +220,7 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
                 env=environment(container, os.environ),
             )
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"cfg": container, "uri": result.tracking_uri, "run_id": result.run_id}).encode())
+            proc.stdin.write(json.dumps({"cfg": container, "uri": result.tracking_uri, "run_id": result.run_id, "offline_dir": offline}).encode())
             proc.stdin.close()
             summary = _watch(proc, progress, result)
     except TrialInterrupted as e:
@@ -259,15 +262,22 @@ def _finish(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepC
     """Records the run's description and why a trial did not finish, then sets its final status."""
     if run is None:
         return
-    tags = _note(run, result, cfg, sweep)
-    if result.status != "FINISHED":
-        tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
-    if tags:
-        run.set_tags(tags)
-    if result.status != "FINISHED":
-        if result.traceback:
+    try:
+        tags = _note(run, result, cfg, sweep)
+        if result.status != "FINISHED":
+            tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
+        if tags:
+            run.set_tags(tags)
+        if result.status != "FINISHED" and result.traceback:
             run.log_text(result.traceback, "error.txt")
-    run.end(result.status)
+        run.end(result.status)
+    except Exception as e:
+        from framework_arena.tracking import unreachable
+
+        if not unreachable(e):
+            raise
+        # Nothing else can be done from here: the message says where the results are.
+        log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, run.uri, result.status)
 
 
 def _note(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepContext | None) -> dict[str, str]:

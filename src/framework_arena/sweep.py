@@ -20,6 +20,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 log = logging.getLogger("arena.sweep")
@@ -54,8 +55,9 @@ def context_for_job(tracking: Mapping[str, Any], sweep_dir: str) -> SweepContext
     ctx = SweepContext.from_env()
     if ctx is not None or tracking["name"] == "none" or not tracking.get("uri"):
         return ctx
-    from framework_arena.tracking import RunHandle
+    from framework_arena.tracking import RunHandle, configure_http
 
+    configure_http(tracking)
     handle = RunHandle(tracking["uri"], tracking["experiment"])
     quoted = sweep_dir.replace("'", "\\'")
     runs = handle.search(f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_dir` = '{quoted}' and attributes.status = 'RUNNING'", 1)
@@ -81,8 +83,9 @@ def start(cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> SweepContext 
     tk = cfg["tracking"]
     if tk["name"] == "none":
         return None
-    from framework_arena.tracking import RunHandle
+    from framework_arena.tracking import RunHandle, configure_http
 
+    configure_http(tk)  # inherited by every job and trial
     run = RunHandle(tk["uri"], tk["experiment"])  # creating it here: no parallel schema migrations
     sweep_id = uuid.uuid4().hex[:12]
     overrides = list(hydra_cfg["overrides"]["task"])
@@ -99,7 +102,7 @@ def start(cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> SweepContext 
     run.start(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{sweep_id[:4]}", tags)
     ctx = SweepContext(run.run_id, sweep_id, run.uri)
     os.environ.update({PARENT_ENV: ctx.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
-    _active.update(run=run, ended=False, killed=False)
+    _active.update(run=run, ended=False, killed=False, sweep_dir=str(hydra_cfg["sweep"]["dir"]))
     atexit.register(_abort)
     # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
@@ -164,8 +167,9 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
     best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
 
     run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
-    run.log_text(_csv(rows), "sweep_summary.csv")
-    run.log_text(_markdown(rows, counts, best, objective), "sweep_summary.md")
+    summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
+    for name, text in summary.items():
+        run.log_text(text, name)
     if best is not None:
         run.log_metrics({f"best_{objective}": best["objective"]})
         run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
@@ -175,16 +179,28 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
     overrides = parent.data.tags.get("arena.sweep_overrides", "")
     run.set_tags({NOTE_TAG: sweep_note(rows, counts, best, objective, direction, experiment_id=run.experiment_id, overrides=overrides)})
     if platform is not None:
-        from framework_arena.platform import write_stats
+        from framework_arena.platform import publish, write_stats
 
         stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
         write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
+        publish(platform, _save(summary, _active.get("sweep_dir") or "."))  # Domino: into its artifacts folder
     run.end("FAILED" if failed else "FINISHED")
     _active["ended"] = True
     for var in (PARENT_ENV, SWEEP_ENV, URI_ENV):
         os.environ.pop(var, None)
     log.info("%s", _text_summary(rows, counts, best, objective, parent.info.run_id))
     return failed
+
+
+def _save(files: Mapping[str, str], folder: str) -> list[Path]:
+    """Writes the summary next to Hydra's job folders too; returns the paths."""
+    from framework_arena.secrets import redact_text
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths = [Path(folder) / name for name in files]
+    for path, text in zip(paths, files.values()):
+        path.write_text(redact_text(text))
+    return paths
 
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:

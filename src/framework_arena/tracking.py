@@ -9,12 +9,14 @@ child FINISHED.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -22,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from framework_arena.config import flatten
 from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
+from framework_arena.errors import TrackingUnavailable
 from framework_arena.secrets import redact, redact_text
 
 if TYPE_CHECKING:
@@ -41,6 +44,74 @@ STATUS = {"FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED, "KILLED": 
 def strict() -> bool:
     """Under test (``ARENA_STRICT_TRACKING=1``) tracking errors raise instead of being logged."""
     return os.environ.get("ARENA_STRICT_TRACKING", "") == "1"
+
+
+#: tracking.<key> -> the MLflow client's environment variable (read at every request).
+HTTP_SETTINGS = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES"}
+
+
+def configure_http(tracking: Mapping[str, Any]) -> None:
+    """Applies ``tracking.timeout_s`` and ``tracking.retries`` to MLflow's HTTP client.
+
+    Set in this process's environment, so the trial's child (and a launcher's workers) inherit
+    them. MLflow's defaults (120 s, 7 retries with exponential back-off) keep a trial hanging for
+    many minutes when the server is gone; these make it fail in seconds.
+    """
+    for key, var in HTTP_SETTINGS.items():
+        if tracking.get(key) is not None:
+            os.environ[var] = str(int(tracking[key]))
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` means the server did not answer (refused, timed out, kept failing)."""
+    import requests
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError, ConnectionError, TimeoutError)):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    # MLflow re-raises some request failures as a bare MlflowException quoting the cause.
+    return any(s in str(error) for s in ("Max retries exceeded", "Connection refused", "Read timed out"))
+
+
+def unavailable(uri: str, error: BaseException, kept: str = "") -> TrackingUnavailable:
+    """The :class:`TrackingUnavailable` error for ``uri``, with the settings that bounded the wait."""
+    settings = ", ".join(f"tracking.{k}={os.environ[v]}" for k, v in HTTP_SETTINGS.items() if v in os.environ)
+    text = str(error)
+    if "Connection refused" in text:
+        cause = "connection refused"
+    elif "timed out" in text or "timeout" in text.lower():
+        cause = "no answer in time"
+    elif "too many" in text and "error responses" in text:
+        cause = "it kept answering with server errors"
+    else:
+        cause = " ".join(text.split())[:300]
+    return TrackingUnavailable(redact_text(f"MLflow tracking server at {uri} is unreachable: {cause} ({settings or 'MLflow defaults'})." + (f" {kept}" if kept else "")))
+
+
+@contextmanager
+def _answering(uri: str, kept: str) -> Iterator[None]:
+    """Turns "the server did not answer" into :class:`TrackingUnavailable`."""
+    try:
+        yield
+    except mlflow.exceptions.MlflowException as e:
+        if unreachable(e):
+            raise unavailable(uri, e, kept) from e
+        raise
+
+
+def offline_dir(run_id: str) -> str:
+    """Where a trial keeps its model and metrics if the server goes away: in Hydra's output folder."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        base = HydraConfig.get().runtime.output_dir
+    except (ImportError, ValueError):  # not inside a Hydra app
+        base = os.getcwd()
+    return os.path.join(os.path.abspath(base), "arena-offline", run_id)
 
 
 def resolve_uri(uri: str) -> str:
@@ -87,7 +158,8 @@ class RunHandle:
         self.run_id = run_id
         # Attached to a run, the experiment is looked up only if a search needs it: a job that
         # just files its record on the sweep's run makes no extra request.
-        self._experiment_id = experiment_id or (None if run_id else ensure_experiment(self.client, experiment or "framework-arena"))
+        with _answering(self.uri, "Nothing was trained."):
+            self._experiment_id = experiment_id or (None if run_id else ensure_experiment(self.client, experiment or "framework-arena"))
 
     @property
     def experiment_id(self) -> str:
@@ -104,7 +176,8 @@ class RunHandle:
         from mlflow.tracking.context.registry import resolve_tags
 
         all_tags = redact({k: str(v) for k, v in resolve_tags(dict(tags)).items()})
-        run = self.client.create_run(self.experiment_id, run_name=redact_text(run_name), tags=all_tags)
+        with _answering(self.uri, "Nothing was trained."):
+            run = self.client.create_run(self.experiment_id, run_name=redact_text(run_name), tags=all_tags)
         self.run_id = run.info.run_id
         if cfg is not None:
             import yaml
@@ -112,7 +185,9 @@ class RunHandle:
             try:
                 self.log_params(dict(flatten(cfg)))
                 self.client.log_text(self.run_id, yaml.safe_dump(redact(dict(cfg)), sort_keys=False), "config.yaml")
-            except BaseException:
+            except BaseException as e:
+                if unreachable(e):
+                    raise unavailable(self.uri, e, f"Run {self.run_id} was created but not trained.") from e
                 self.end("FAILED")  # a half-made run must not stay RUNNING
                 raise
         return self.run_id
@@ -175,35 +250,65 @@ def _param_value(value: Any) -> str:
 class RunLogger:
     """The child's logger: implements the trainer callback contract against one run id.
 
+    When the server stops answering, the logger makes no further request (training goes on,
+    undelayed) and keeps the trial on disk in ``offline_dir`` instead: ``metrics.json`` (every
+    metric and tag, with steps), the learning curves and the model in its MLflow flavor's format.
+    :meth:`close` then raises :class:`TrackingUnavailable` naming that folder.
+
     Args:
         uri: the resolved tracking URI.
         run_id: the run created by the parent.
+        offline_dir: where to keep the results if the server goes away (default
+            ``./arena-offline/<run_id>``).
     """
 
-    def __init__(self, uri: str, run_id: str) -> None:
+    def __init__(self, uri: str, run_id: str, offline_dir: str | None = None) -> None:
         self.client = MlflowClient(uri)
+        self.uri = uri
         self.run_id = run_id
+        self.offline_dir = Path(offline_dir or os.path.join("arena-offline", run_id)).absolute()
+        self.lost: BaseException | None = None  # the error that made the server unreachable
+        self.kept: dict[str, Any] = {"run_id": run_id, "tracking_uri": redact_text(uri), "metrics": [], "tags": {}}
         # Model.log resolves the store and the LoggedModel's experiment from global state; this
         # process exists for this one run, so pointing that state at it is safe. No run is
         # made active: its atexit hook would mark a crashed child FINISHED.
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id)
+        self._safe("find the run", lambda: mlflow.set_experiment(experiment_id=self.client.get_run(run_id).info.experiment_id))
 
     def _safe(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        # Tracking never breaks training in production; under test it must fail loudly.
+        # Tracking never breaks training in production; under test it must fail loudly. A
+        # server that stopped answering is neither: the results go to disk (see close()).
+        if self.lost is not None:
+            return None
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001
+            if unreachable(e):
+                self.lost = e
+                log.warning("MLflow tracking server at %s is unreachable (could not %s); no further requests: this trial's results go to %s", redact_text(self.uri), what, self.offline_dir)
+                return None
             if strict():
                 raise
             log.warning("MLflow could not %s for run %s: %s", what, self.run_id, e)
             return None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.kept["metrics"] += [{"key": k, "value": float(v), "step": step} for k, v in metrics.items()]
         self._safe("log metrics", self.client.log_batch, self.run_id, metrics=_metric_batch(metrics, step))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._safe("set tags", self.client.log_batch, self.run_id, tags=_tag_batch(tags))
+        batch = _tag_batch(tags)
+        self.kept["tags"].update((t.key, t.value) for t in batch)
+        self._safe("set tags", self.client.log_batch, self.run_id, tags=batch)
+
+    def close(self) -> None:
+        """Raises :class:`TrackingUnavailable` naming the folder the results were kept in, if the server went away."""
+        if self.lost is None:
+            return
+        self.offline_dir.mkdir(parents=True, exist_ok=True)
+        (self.offline_dir / "metrics.json").write_text(json.dumps(self.kept, indent=1) + "\n")
+        what = "the model and metrics" if (self.offline_dir / "model").exists() else "the metrics"
+        raise unavailable(self.uri, self.lost, f"Nothing trained is lost: {what} are saved in {self.offline_dir}")
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
@@ -217,7 +322,12 @@ class RunLogger:
 
     def log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
         """Logs ``plots/learning_curves.png``: loss and accuracy per epoch, train and validation."""
-        self._safe("log the learning curves", self._log_learning_curves, history, title)
+        try:
+            self._log_learning_curves(history, title)
+        except Exception as e:  # noqa: BLE001 - a plot never breaks a trial in production
+            if strict():
+                raise
+            log.warning("Could not plot the learning curves of run %s: %s", self.run_id, e)
 
     def _log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
         import matplotlib
@@ -235,12 +345,43 @@ class RunLogger:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.suptitle(title)
-        self.client.log_figure(self.run_id, fig, "plots/learning_curves.png")
+        self._safe("log the learning curves", self.client.log_figure, self.run_id, fig, "plots/learning_curves.png")
+        if self.lost is not None:
+            (self.offline_dir / "plots").mkdir(parents=True, exist_ok=True)
+            fig.savefig(self.offline_dir / "plots" / "learning_curves.png")
         plt.close(fig)
 
     def log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str | None:
-        """Logs the model with its flavor, a signature and an input example; returns the model URI."""
-        return self._safe("log the model", self._log_model, export, x_example, logits_example, step)
+        """Logs the model with its flavor, a signature and an input example; returns the model URI.
+
+        With the server unreachable, saves it in ``offline_dir/model`` instead and returns that path.
+        """
+        uri = self._safe("log the model", self._log_model, export, x_example, logits_example, step)
+        if self.lost is None:
+            return uri
+        path = self.offline_dir / "model"
+        self._save_model(export, x_example, logits_example, path)
+        return str(path)
+
+    def _save_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, path: Path) -> None:
+        import importlib
+        import shutil
+
+        from mlflow.models import infer_signature
+
+        flavor = _KerasFlavor if export.flavor == "keras" else importlib.import_module(f"mlflow.{export.flavor}")
+        shutil.rmtree(path, ignore_errors=True)  # a half-written copy from an earlier attempt
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flavor.save_model(
+                path=str(path),
+                signature=infer_signature(x_example, logits_example),
+                input_example=x_example,
+                pip_requirements=[*export.pip_requirements, f"mlflow=={mlflow.__version__}"],
+                **{export.model_kwarg: export.model},
+                **export.extra,
+            )
 
     def _log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str:
         import importlib

@@ -6,6 +6,7 @@ so MLflow is imported only when a multirun actually starts.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -30,12 +31,28 @@ class SweepCallback(Callback):
 
         trial_cfg = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("tracking", "arena", "platform")}
         trial_cfg["tracking"] = tracking_for(trial_cfg["platform"], trial_cfg["tracking"])
-        start(trial_cfg, hydra_cfg)
+        from framework_arena.errors import TrackingUnavailable
+
+        try:
+            start(trial_cfg, hydra_cfg)
+        except TrackingUnavailable as e:
+            # Hydra turns a callback's exception into a warning and launches every job anyway.
+            print(f"[arena][ERROR] - {e}", file=sys.stderr)
+            sys.exit(1)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from framework_arena.sweep import finish
 
-        failed = finish(config.arena.direction, config.arena.objective, OmegaConf.to_container(config.platform, resolve=True))
+        try:
+            failed = finish(config.arena.direction, config.arena.objective, OmegaConf.to_container(config.platform, resolve=True))
+        except Exception as e:
+            from framework_arena.sweep import URI_ENV
+            from framework_arena.tracking import unavailable, unreachable
+
+            if not unreachable(e):
+                raise
+            print(f"[arena][ERROR] - {unavailable(os.environ.get(URI_ENV, ''), e, 'The sweep summary was not recorded.')}", file=sys.stderr)
+            sys.exit(1)
         if failed:
             # Hydra has no exit status for a sweep with failed jobs; without this it exits 0.
             print(f"{failed} trial(s) of the sweep did not finish: see the summary above.", file=sys.stderr)
