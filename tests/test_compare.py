@@ -176,3 +176,14 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
     crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((tmp_path / "report" / "criteria.csv").open())}
     assert float(crit[("large_data", "torch")]["value"]) == 400 and "data.num_samples=100000" in crit[("large_data", "torch")]["note"]
     assert (tmp_path / "report" / "plots" / "scaling.png").exists()
+
+
+def test_domino_job_gets_the_report_in_its_artifacts_folder(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _plant(store, {"torch": [{"train_samples_per_s": 100}], "tensorflow": [{"train_samples_per_s": 300}]})
+    monkeypatch.setenv("DOMINO_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false", "platform=domino"])
+    cfg["ranking"]["weights"] = {"train_throughput": 1}
+    compare(cfg, tmp_path / "report", "planted")
+    published = tmp_path / "artifacts" / "comparison"
+    assert {"report.html", "report.md", "ranking.csv", "criteria.csv"} <= {p.name for p in published.iterdir()}
+    assert "tensorflow" in (published / "ranking.csv").read_text().splitlines()[1]

@@ -105,6 +105,8 @@ def compare(cfg: DictConfig) -> None:
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["tracking"] = dict(tracking_for(cfg.platform, cfg.tracking))
+    if plain["select"]["experiment"] == cfg.tracking.experiment:  # the default: the platform's name for it (Domino)
+        plain["select"]["experiment"] = plain["tracking"]["experiment"]
     try:
         settings.validate(plain)
     except ConfigError as e:

@@ -12,6 +12,7 @@ from framework_arena.compare.article import compare_article
 from framework_arena.compare.criteria import build_groups, measure_all
 from framework_arena.compare.rank import rank
 from framework_arena.notes import NOTE_TAG, comparison_note
+from framework_arena.platform import publish
 from framework_arena.secrets import redact_text
 from framework_arena.tracking import Reader
 
@@ -36,6 +37,9 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     rep = report.Report(sel, groups, table, ranking, compare_article(cfg["criteria"].get("article") or {}, table, ranking),
                         profile, str(cfg["ranking"].get("description", "")), float(cfg["target_accuracy"]), history_runs)
     report.write_all(rep, out_dir)
+    copies = publish(cfg.get("platform") or {}, sorted(out_dir.iterdir()), folder="comparison")  # Domino: the job's artifacts folder
+    if copies:
+        log.info("Report copied to %s", copies[0].parent)
     log.info("Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
              len(sel.trials), len(groups), time.perf_counter() - start, found - start, out_dir)
     report.print_terminal(rep)
