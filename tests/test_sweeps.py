@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_arena
+from conftest import SHOOTOUT_ARGS, run_arena
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +37,9 @@ def _summary_rows(client: MlflowClient, parent, tmp_path: Path) -> list[dict[str
     return list(csv.DictReader(io.StringIO(Path(path).read_text())))
 
 
-def test_shootout_sweep_then_resume(tmp_path: Path) -> None:
-    first = run_arena(["-m", *SHOOTOUT], tmp_path, timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_shootout_sweep_then_resume(shootout: Path, tmp_path: Path) -> None:
+    # The session's shoot-out (conftest.SHOOTOUT_ARGS), copied: resuming adds a sweep to the store.
+    shutil.copy2(shootout / "mlflow.db", tmp_path / "mlflow.db")
     client, [parent], trials = _runs(tmp_path)
     children = _children(trials, parent)
     assert len(children) == 6 and len(trials) == 6
@@ -48,7 +49,7 @@ def test_shootout_sweep_then_resume(tmp_path: Path) -> None:
     }
     assert all(r.data.tags["arena.sweep_id"] == parent.data.tags["arena.sweep_id"] for r in children)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["arena.sweep_overrides"] == " ".join(SHOOTOUT)
+    assert parent.data.tags["arena.sweep_overrides"] == " ".join(SHOOTOUT_ARGS[1:])
     assert "BasicLauncher" in parent.data.tags["arena.launcher"] and "BasicSweeper" in parent.data.tags["arena.sweeper"]
     assert parent.data.metrics["trials_finished"] == 6 and parent.data.metrics["trials_failed"] == 0
     best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
@@ -58,7 +59,7 @@ def test_shootout_sweep_then_resume(tmp_path: Path) -> None:
     assert [r["status"] for r in rows] == ["FINISHED"] * 6
     assert {r["run_id"] for r in rows} == {r.info.run_id for r in children}
 
-    again = run_arena(["-m", *SHOOTOUT], tmp_path, timeout=900)
+    again = run_arena(SHOOTOUT_ARGS, tmp_path, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "6 skipped" in again.stdout + again.stderr
     client, parents, trials = _runs(tmp_path)
