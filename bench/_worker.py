@@ -12,6 +12,9 @@ and threads live side by side; each round runs, in an order that rotates from ro
   ``RunLogger``, per-step metrics on (``log_every_n_steps``);
 - ``autolog`` (Keras only): the same ``fit`` with ``mlflow.keras.autolog()`` logging instead.
 
+With ``"clock": "cpu"`` every timer (the arena ``Stopwatch`` and the bare loops') reads the
+process's CPU seconds instead of wall time: the work done, whatever else runs on the machine.
+
 Every call trains one epoch; its first ``warmup_steps`` steps are not timed (the arena trainer's
 own ``trainer.warmup_steps``, and the same skip in the bare loop).
 """
@@ -28,19 +31,21 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _bare import BARE  # noqa: E402
+from _bare import BARE, Bare  # noqa: E402
 
 from framework_arena import data as data_mod  # noqa: E402
 from framework_arena import models  # noqa: E402
 from framework_arena.child import _Channel, _Reporter  # noqa: E402
 from framework_arena.trainers import get_trainer  # noqa: E402
-from framework_arena.trainers.base import TrainSettings  # noqa: E402
+from framework_arena.trainers.base import Stopwatch, TrainSettings  # noqa: E402
 
 OPTIM = {"name": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}
 
 
 def main(p: dict[str, Any]) -> dict[str, Any]:
     fw, backend = p["framework"], p.get("backend")
+    if p.get("clock") == "cpu":
+        Stopwatch.clock = Bare.clock = staticmethod(time.process_time)
     data = data_mod.load({"name": "synthetic", "shape": p["shape"], "num_samples": p["num_samples"], "num_classes": 10, "noise": 0.3, "val_fraction": 0.1, "test_fraction": 0.05}, 0)
     spec = models.build_spec(p["model"], data.input_shape, data.num_classes)
     weights = models.init_weights(spec, 0)

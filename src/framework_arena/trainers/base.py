@@ -130,6 +130,10 @@ class Stopwatch:
         sync: waits for the device; nothing to wait for on a CPU.
     """
 
+    #: The clock read at every mark. ``bench/overhead.py --clock cpu`` sets ``time.process_time``
+    #: (CPU seconds of the process) to measure work rather than wall time on a shared machine.
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+
     def __init__(self, warmup_steps: int, sync: Callable[[], Any] | None = None) -> None:
         self.warmup_steps = warmup_steps
         self.sync = sync or (lambda: None)
@@ -145,7 +149,7 @@ class Stopwatch:
         self._steady_time, self._steady_steps_total = 0.0, 0
 
     def start(self) -> None:
-        self.fit_start = time.perf_counter()
+        self.fit_start = self.clock()
 
     def is_mark(self, step: int) -> bool:
         """Whether ``step`` (1-based) ends where :meth:`step_end` syncs: the first or last warm-up step."""
@@ -153,7 +157,7 @@ class Stopwatch:
 
     def epoch_start(self) -> None:
         self.sync()
-        self.epoch_begin = time.perf_counter()
+        self.epoch_begin = self.clock()
         self._steady_from = self.epoch_begin if self.step >= self.warmup_steps else None
         self._steady_samples = self._steady_steps = self._epoch_steps = 0
 
@@ -166,7 +170,7 @@ class Stopwatch:
             self._steady_steps += 1
         if self.step == 1 or self.step == self.warmup_steps:
             self.sync()
-            now = time.perf_counter()
+            now = self.clock()
             if self.step == 1:
                 self.first_step_end = now
                 self._first_step_s = now - self.epoch_begin
@@ -182,7 +186,7 @@ class Stopwatch:
         """
         if now is None:
             self.sync()
-            now = time.perf_counter()
+            now = self.clock()
         logs = {"epoch_time_s": now - self.epoch_begin}
         if self._steady_from is not None and self._steady_samples:
             logs["train_samples_per_s"] = self._steady_samples / (now - self._steady_from)
@@ -199,7 +203,7 @@ class Stopwatch:
         compilation and first-call initialisation, whatever the framework does lazily. A steady
         step is the mean step past the warm-up, or else the mean of the first epoch's later steps.
         """
-        now = time.perf_counter()
+        now = self.clock()
         first = self.first_step_end if self.first_step_end is not None else now
         t, n = self._steady_time, self._steady_steps_total
         t1, n1 = self._after_first or (0.0, 0)
