@@ -11,7 +11,10 @@ Figures, per framework (each a median over alternating rounds; see ``_worker.py`
    and threads, warm-up steps left out of both. Target >= 0.97.
 2. ``tracking_ratio``: ``fit_time_s`` with ``tracking=local`` (a SQLite store, per-epoch metrics
    and ``log_every_n_steps`` per-step metrics) / ``fit_time_s`` untracked; ``fit_time_s`` covers
-   the training steps, validation and the logging calls. Target <= 1.03.
+   the training steps, validation and the logging calls. Target <= 1.03. Being a ratio of two
+   noisy wall times, it is complemented by ``tracking_in_loop_ms_per_epoch``, the time measured
+   inside the tracked callbacks during ``fit`` (building metrics, queueing MLflow's asynchronous
+   request), and ``tracking_in_loop_ratio`` = (untracked fit + that time) / untracked fit.
    ``autolog_ratio`` (Keras): our tracked ``fit_time_s`` / the same ``fit`` under
    ``mlflow.keras.autolog(log_every_n_steps=...)``.
 3. ``trial_start_s``: spawning the trial's child process until it has imported the framework,
@@ -110,6 +113,9 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
         ("arena_samples_per_s", med(r["arena"]["samples_per_s"] for r in rounds), "samples/s", None),
         ("bare_samples_per_s", med(r["bare"]["samples_per_s"] for r in rounds), "samples/s", None),
         ("tracking_ratio", med(r["tracked"]["fit_time_s"] / r["arena"]["fit_time_s"] for r in rounds), "ratio", "<= 1.03"),
+        # The training thread's direct share: time inside the tracked reporter's calls, per epoch.
+        ("tracking_in_loop_ms_per_epoch", med(1e3 * (r["tracked"]["callback_s"] - r["arena"]["callback_s"]) for r in rounds), "ms", None),
+        ("tracking_in_loop_ratio", med((r["arena"]["fit_time_s"] + r["tracked"]["callback_s"] - r["arena"]["callback_s"]) / r["arena"]["fit_time_s"] for r in rounds), "ratio", "<= 1.03"),
     ]
     if all("autolog" in r for r in rounds):
         rows.append(("autolog_ratio", med(r["tracked"]["fit_time_s"] / r["autolog"]["fit_time_s"] for r in rounds), "ratio", None))
@@ -154,12 +160,16 @@ def main() -> None:
         figs += figures(results[-1])
     load_end = os.getloadavg()
 
-    table = ["| framework | harness_ratio | arena / bare samples/s | tracking_ratio | autolog_ratio | trial start / bare import (s) |", "|---|---|---|---|---|---|"]
+    table = [
+        "| framework | harness_ratio | arena / bare samples/s | tracking_ratio | tracking in loop (ms/epoch, ratio) | autolog_ratio | trial start / bare import (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for out in results:
         f = {x["figure"]: x["value"] for x in figs if x["framework"] == out["framework"]}
         table.append(
             f"| {out['framework']} | {f['harness_ratio']:.3f} | {f['arena_samples_per_s']:,.0f} / {f['bare_samples_per_s']:,.0f} | "
-            f"{f['tracking_ratio']:.3f} | {f.get('autolog_ratio', float('nan')):.3f} | {f['trial_start_s']:.2f} / {f['bare_import_s']:.2f} |"
+            f"{f['tracking_ratio']:.3f} | {f['tracking_in_loop_ms_per_epoch']:.2f}, {f['tracking_in_loop_ratio']:.4f} | "
+            f"{f.get('autolog_ratio', float('nan')):.3f} | {f['trial_start_s']:.2f} / {f['bare_import_s']:.2f} |"
         )
     setup = (
         f"mode `{name}`: synthetic 16x16x1 data, {profile['num_samples']} samples (85% trained), mlp {MODEL['hidden']}, "
