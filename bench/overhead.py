@@ -45,7 +45,7 @@ from framework_arena.child import environment  # noqa: E402
 PROFILES = {
     # num_samples: synthetic 16x16 images, 85% of them trained on; rounds: alternating rounds.
     "smoke": {"num_samples": 2000, "rounds": 1, "start_pairs": 1, "warmup_steps": 2, "log_every_n_steps": 5},
-    "quick": {"num_samples": 16000, "rounds": 9, "start_pairs": 2, "warmup_steps": 5, "log_every_n_steps": 10},
+    "quick": {"num_samples": 40000, "rounds": 9, "start_pairs": 2, "warmup_steps": 5, "log_every_n_steps": 10},
     "full": {"num_samples": 60000, "rounds": 25, "start_pairs": 5, "warmup_steps": 5, "log_every_n_steps": 10},
 }
 MODEL = {"name": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.1, "init": "glorot_uniform"}
