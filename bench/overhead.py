@@ -84,10 +84,19 @@ def trial_start_s(framework: str, threads: int) -> float:
 
 
 def bare_import_s(framework: str, threads: int) -> float:
+    """Seconds from spawning ``python -c "import <framework>"`` until it says so (as the child's
+    ``begin`` message: the interpreter's shutdown, seconds for TensorFlow, is not counted)."""
     env = environment(trial_cfg(framework, threads), os.environ)
     start = time.perf_counter()
-    subprocess.run([python(), "-c", f"import {IMPORT[framework]}"], env=env, check=True, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([python(), "-c", f"import {IMPORT[framework]}; print('imported', flush=True)"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    elapsed = time.perf_counter() - start
+    proc.terminate()
+    proc.wait()
+    if line.strip() != "imported":
+        raise RuntimeError(f"python -c 'import {IMPORT[framework]}' failed")
+    return elapsed
 
 
 def measure(framework: str, threads: int, profile: dict[str, Any], clock: str) -> dict[str, Any]:
