@@ -35,7 +35,9 @@ def test_every_group_composes_and_validates(overrides: list[str]) -> None:
 
 def test_defaults_are_written_out_in_full() -> None:
     cfg = resolve(compose())
-    assert cfg["framework"] == {"name": "torch", "backend": None}
+    assert cfg["framework"] == {"name": "torch", "backend": None, "compile": False}
+    assert cfg["trainer"]["precision"] == "fp32" and cfg["trainer"]["warmup_steps"] is None
+    assert cfg["tracking"]["log_every_n_steps"] == 0 and cfg["tracking"]["system_metrics"] is False
     assert cfg["optim"] == {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
     assert cfg["tracking"]["uri"] == "sqlite:///mlflow.db"
     assert cfg["tracking"]["experiment"] == "framework-arena"
@@ -59,6 +61,10 @@ def test_defaults_are_written_out_in_full() -> None:
         (["tracking=server", "tracking.uri=file:///tmp/x"], "tracking.uri", "file:///tmp/x"),
         (["tracking=server", "tracking.uri=http://mlflow:5000", "tracking.timeout_s=0"], "tracking.timeout_s", "0"),
         (["tracking.retries=-1"], "tracking.retries", "-1"),
+        (["trainer.precision=fp16"], "trainer.precision", "'fp16'"),
+        (["trainer.warmup_steps=-1"], "trainer.warmup_steps", "-1"),
+        (["trainer.inference_runs=0"], "trainer.inference_runs", "0"),
+        (["tracking.log_every_n_steps=-5"], "tracking.log_every_n_steps", "-5"),
     ],
 )
 def test_validation_names_key_value_and_expectation(overrides: list[str], key: str, value: str) -> None:
@@ -104,6 +110,12 @@ def _assert_no_run_created(cwd: Path) -> None:
         (["data=idx", "data.path=/no/such/folder"], "data.path='/no/such/folder' does not exist"),
         (["framework=caffe"], "Could not find 'framework/caffe'"),
         (["optim.lr=abc"], "could not be converted to Float"),
+        (["framework.compile=maybe"], "Value 'maybe' is not a valid bool"),
+        (["trainer.precision=fp8"], "Expected trainer.precision in ('fp32', 'bf16'). Received: trainer.precision='fp8'"),
+        pytest.param(
+            ["trainer.device=cuda"], "Received: trainer.device='cuda'",
+            marks=pytest.mark.skipif(c.gpu_visible(), reason="this machine has a GPU"),
+        ),
     ],
 )
 def test_cli_rejects_bad_values_before_creating_a_run(tmp_path: Path, args: list[str], expected: str) -> None:

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.slow
 
 MODELS = ("mlp", "cnn")
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
-FINAL_METRICS = ("test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb")
+FINAL_METRICS = (
+    "test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb",
+    "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s",
+)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +74,11 @@ def test_trial_learns_and_is_fully_tracked(shootout, case: tuple[str, str]) -> N
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == list(range(2, 11))
     for key in FINAL_METRICS:
         assert run.data.metrics[key] > 0, key
+    m = run.data.metrics
+    assert 0 <= m["compile_time_s"] <= m["time_to_first_step_s"]
+    assert m["infer_latency_ms_p95"] >= m["infer_latency_ms_p50"]
+    assert "gpu_peak_mem_mb" not in m  # on a CPU
+    assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"config.yaml", "plots/learning_curves.png"} <= artifacts

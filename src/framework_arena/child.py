@@ -63,12 +63,11 @@ def _peak_rss_mb() -> float:
 
 
 class _Reporter:
-    """Forwards the callback contract to the run logger and the parent, adding throughput."""
+    """Forwards the callback contract to the run logger and the parent."""
 
-    def __init__(self, conn: _Channel, logger: Any, num_train: int) -> None:
+    def __init__(self, conn: _Channel, logger: Any) -> None:
         self.conn = conn
         self.logger = logger
-        self.num_train = num_train
         self.history: list[dict[str, float]] = []
         self.end_logs: dict[str, float] = {}
 
@@ -77,10 +76,12 @@ class _Reporter:
             self.logger.on_train_begin(info)
         self.conn.send(["begin", dict(info)])
 
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if self.logger:
+            self.logger.on_step_end(step, logs)
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        logs = {k: float(v) for k, v in logs.items()}
-        if epoch > 1:  # the first epoch carries tracing and warm-up: not a steady-state figure
-            logs["train_samples_per_s"] = self.num_train / logs["epoch_time_s"]
+        logs = {k: float(v) for k, v in logs.items()}  # train_samples_per_s once past the warm-up
         if self.logger:
             self.logger.on_epoch_end(epoch, logs)
         self.history.append({"epoch": epoch, **logs})
@@ -93,10 +94,7 @@ class _Reporter:
 
 
 def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _Channel, offline_dir: str | None = None) -> dict[str, Any]:
-    from framework_arena import data as data_mod
-    from framework_arena import models
     from framework_arena.trainers import get_trainer
-    from framework_arena.trainers.base import TrainSettings
 
     start = time.perf_counter()
     trainer_cls = get_trainer(cfg["framework"]["name"])  # imports the framework
@@ -107,40 +105,73 @@ def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _C
         from framework_arena.tracking import RunLogger
 
         logger = RunLogger(uri, run_id, offline_dir)
+    try:
+        summary = _trial(cfg, trainer_cls, import_time, logger, conn)
+    except BaseException:
+        if logger:
+            logger.close(raise_if_lost=False)  # the trial's own error is the one to report
+        raise
+    if logger:
+        logger.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
+    return summary
+
+
+def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger: Any, conn: _Channel) -> dict[str, Any]:
+    from framework_arena import data as data_mod
+    from framework_arena import models
+    from framework_arena.probe import shape_bug
+    from framework_arena.trainers.base import TrainSettings
+
+    if logger and cfg["tracking"].get("system_metrics"):
+        logger.start_system_metrics()
 
     data = data_mod.load(cfg["data"], cfg["data"]["split_seed"])
     spec = models.build_spec(cfg["model"], data.input_shape, data.num_classes)
     tr = cfg["trainer"]
     optim = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, **cfg["optim"]}
-    settings = TrainSettings(tr["epochs"], tr["batch_size"], tr["seed"], tr["threads"], tr["device"], optim)
+    settings = TrainSettings(
+        tr["epochs"], tr["batch_size"], tr["seed"], tr["threads"], tr["device"], optim,
+        warmup_steps=tr.get("warmup_steps"),
+        precision=tr.get("precision", "fp32"),
+        compile=bool(cfg["framework"].get("compile", False)),
+        log_every_n_steps=int(cfg["tracking"].get("log_every_n_steps", 0)) if logger else 0,
+    )
     trainer = trainer_cls(spec, models.init_weights(spec, tr["seed"]), settings, cfg["framework"].get("backend"))
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
     if cfg["framework"]["name"] == "keras":
         info["backend"] = cfg["framework"]["backend"]
-    reporter = _Reporter(conn, logger, len(data.train))
+    reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
     trainer.fit(data, reporter)
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
+    inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.get("inference_runs", 20), tr.get("inference_batch_size", 1024))
     final = {
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
         "num_params": float(info["num_params"]),
         "import_time_s": import_time,
         "time_to_first_step_s": reporter.end_logs["time_to_first_step_s"],
+        "compile_time_s": reporter.end_logs["compile_time_s"],
+        **inference,
         "peak_rss_mb": _peak_rss_mb(),
     }
+    clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])  # the debugging criterion
+    final.update(clarity)
+    gpu_mem = trainer.gpu_peak_mem_mb()
+    if gpu_mem is not None:
+        final["gpu_peak_mem_mb"] = gpu_mem
     epochs = tr["epochs"]
     summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=epochs)
+        logger.log_text(probe_message, "debug_probe.txt")
         logger.log_learning_curves(reporter.history, f"{cfg['framework']['name']} {cfg['model']['name']} on {cfg['data']['name']}")
         if cfg["tracking"].get("log_model", True):
             example = data.test.x[:5]
             summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=epochs)
-        logger.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
     return summary
 
 

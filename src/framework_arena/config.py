@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Mapping, Optional
 
@@ -22,6 +23,7 @@ from framework_arena.models import ACTIVATIONS, INITIALIZERS
 FRAMEWORK_NAMES = ("torch", "tensorflow", "keras")
 KERAS_BACKENDS = ("tensorflow", "torch", "jax")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 TRACKING_NAMES = ("local", "none", "server")
 # Metrics a sweep can optimize, with the direction that makes sense for each.
 OBJECTIVES = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "train_samples_per_s", "fit_time_s")
@@ -34,6 +36,9 @@ NOT_HASHED = ("tracking", "arena", "platform")
 class FrameworkConfig:
     name: str = MISSING
     backend: Optional[str] = None
+    # torch.compile (torch, keras-on-torch) or XLA (tensorflow, keras-on-tensorflow); recorded as
+    # the tag arena.compile. Keras on jax always runs under XLA.
+    compile: bool = False
 
 
 @dataclass
@@ -124,6 +129,10 @@ class TrainerConfig:
     seed: int = 0
     threads: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (mixed: bf16 compute, fp32 weights)
+    warmup_steps: Optional[int] = None  # steps left out of train_samples_per_s; null: the first epoch
+    inference_runs: int = 20  # timed batch-1 predictions for infer_latency_ms_p50/p95
+    inference_batch_size: int = 1024  # the large batch of infer_samples_per_s
 
 
 @dataclass
@@ -137,6 +146,8 @@ class TrackingConfig:
     # back-off, instead of MLflow's 120 s * 7 retries (MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES).
     timeout_s: int = 10
     retries: int = 2
+    log_every_n_steps: int = 0  # train_loss_running every n optimizer steps; 0: per epoch only
+    system_metrics: bool = False  # MLflow's system/* metrics (CPU, memory; GPU with pynvml)
 
 
 @dataclass
@@ -313,6 +324,18 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _expect(problems, tr["seed"] >= 0, "trainer.seed", tr["seed"], ">= 0")
     _expect(problems, tr["threads"] >= 0, "trainer.threads", tr["threads"], ">= 0 (0 uses every core)")
     _expect(problems, tr["device"] in DEVICES, "trainer.device", tr["device"], f"in {DEVICES}")
+    if tr["device"] == "cuda" and not gpu_visible():
+        problems.append(
+            "Expected a visible NVIDIA (or ROCm) GPU for trainer.device=cuda: no driver device found "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). Received: trainer.device='cuda'; "
+            "use trainer.device=auto or cpu"
+        )
+    _expect(problems, tr.get("precision", "fp32") in PRECISIONS, "trainer.precision", tr.get("precision"), f"in {PRECISIONS}")
+    warmup = tr.get("warmup_steps")
+    _expect(problems, warmup is None or warmup >= 0, "trainer.warmup_steps", warmup, ">= 0, or null for the whole first epoch")
+    _expect(problems, tr.get("inference_runs", 20) >= 1, "trainer.inference_runs", tr.get("inference_runs"), ">= 1")
+    _expect(problems, tr.get("inference_batch_size", 1024) >= 1, "trainer.inference_batch_size", tr.get("inference_batch_size"), ">= 1")
+    _check_compile(problems, fw)
     sw = cfg.get("arena", {})
     if sw:
         _expect(problems, sw["objective"] in OBJECTIVES, "arena.objective", sw["objective"], f"in {OBJECTIVES}")
@@ -323,6 +346,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _expect(problems, cfg["platform"]["name"] in PLATFORMS, "platform.name", cfg["platform"]["name"], f"in {PLATFORMS}")
     tk = cfg["tracking"]
     _expect(problems, tk["name"] in TRACKING_NAMES, "tracking.name", tk["name"], f"in {TRACKING_NAMES}")
+    _expect(problems, tk.get("log_every_n_steps", 0) >= 0, "tracking.log_every_n_steps", tk.get("log_every_n_steps"), ">= 0 (0: per epoch only)")
     if tk["name"] != "none":
         _expect(problems, bool(tk.get("uri")), "tracking.uri", tk.get("uri"), "to be set (or MLFLOW_TRACKING_URI) with tracking=" + str(tk["name"]))
         _expect(problems, bool(tk.get("experiment")), "tracking.experiment", tk.get("experiment"), "to be a non-empty name")
@@ -334,6 +358,35 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _check_model_fits_data(problems, cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def gpu_visible() -> bool:
+    """Whether the OS shows an NVIDIA or ROCm GPU to this process, without importing a framework.
+
+    The trainers still check that their framework's build can use it.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    nvidia = "/proc/driver/nvidia/gpus"
+    return (os.path.isdir(nvidia) and bool(os.listdir(nvidia))) or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/kfd")
+
+
+def _check_compile(problems: list[str], fw: Mapping[str, Any]) -> None:
+    compile_ = fw.get("compile", False)
+    if not isinstance(compile_, bool):
+        problems.append(f"Expected framework.compile to be true or false. Received: framework.compile={compile_!r}")
+        return
+    uses_torch = fw["name"] == "torch" or (fw["name"] == "keras" and fw.get("backend") == "torch")
+    if compile_ and uses_torch:
+        # TorchInductor generates C++ (CPU) or Triton code and builds it with the system compiler.
+        cxx = os.environ.get("CXX") or "g++"
+        if not (shutil.which(cxx) or shutil.which("c++") or shutil.which("clang++")):
+            problems.append(
+                f"Expected a C++ compiler on PATH ({cxx}, c++ or clang++) for framework.compile=true with torch: "
+                "torch.compile builds the code it generates. Received: framework.compile=true; "
+                "install one (e.g. apt-get install g++) or use framework.compile=false"
+            )
 
 
 def _check_model_fits_data(problems: list[str], cfg: Mapping[str, Any]) -> None:

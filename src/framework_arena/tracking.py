@@ -262,8 +262,14 @@ class RunLogger:
             ``./arena-offline/<run_id>``).
     """
 
+    #: MLflow's limit of metrics in one log_batch request.
+    MAX_BATCH = 1000
+
     def __init__(self, uri: str, run_id: str, offline_dir: str | None = None) -> None:
         self.client = MlflowClient(uri)
+        self._steps: list[Metric] = []  # per-step metrics waiting for the next epoch's request
+        self._pending: list[Any] = []  # MLflow RunOperations of asynchronous requests
+        self._monitor: Any = None
         self.uri = uri
         self.run_id = run_id
         self.offline_dir = Path(offline_dir or os.path.join("arena-offline", run_id)).absolute()
@@ -301,24 +307,74 @@ class RunLogger:
         self.kept["tags"].update((t.key, t.value) for t in batch)
         self._safe("set tags", self.client.log_batch, self.run_id, tags=batch)
 
-    def close(self) -> None:
-        """Raises :class:`TrackingUnavailable` naming the folder the results were kept in, if the server went away."""
+    def log_text(self, text: str, path: str) -> None:
+        self._safe(f"log {path}", self.client.log_text, self.run_id, redact_text(text), path)
+
+    def _log_async(self, metrics: list[Metric]) -> None:
+        # Queued to MLflow's background logging thread: the training loop does not wait for the
+        # store (a SQLite commit is ~25 ms, mostly I/O); flush() waits and raises what failed.
+        self.kept["metrics"] += [{"key": m.key, "value": m.value, "step": m.step} for m in metrics]
+        for i in range(0, len(metrics), self.MAX_BATCH):
+            op = self._safe("log metrics", self.client.log_batch, self.run_id, metrics=metrics[i : i + self.MAX_BATCH], synchronous=False)
+            if op is not None:
+                self._pending.append(op)
+
+    def flush(self) -> None:
+        """Sends the buffered step metrics and waits for every asynchronous request."""
+        if self._steps:
+            self._log_async(self._steps)
+            self._steps = []
+        pending, self._pending = self._pending, []
+        for op in pending:
+            self._safe("log metrics", op.wait)
+
+    def close(self, raise_if_lost: bool = True) -> None:
+        """Flushes, stops the system metrics monitor, and, if the server went away, keeps the
+        results on disk and raises :class:`TrackingUnavailable` naming that folder."""
+        self.flush()
+        if self._monitor is not None:
+            self._safe("stop system metrics", self._monitor.finish)
+            self._monitor = None
         if self.lost is None:
             return
         self.offline_dir.mkdir(parents=True, exist_ok=True)
         (self.offline_dir / "metrics.json").write_text(json.dumps(self.kept, indent=1) + "\n")
         what = "the model and metrics" if (self.offline_dir / "model").exists() else "the metrics"
-        raise unavailable(self.uri, self.lost, f"Nothing trained is lost: {what} are saved in {self.offline_dir}")
+        if raise_if_lost:
+            raise unavailable(self.uri, self.lost, f"Nothing trained is lost: {what} are saved in {self.offline_dir}")
+        log.error("Nothing trained is lost: %s are saved in %s", what, self.offline_dir)
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
         self.log_metrics({"num_params": info["num_params"]}, step=0)
 
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        """Buffers per-step metrics (``step`` = optimizer step); they go with the epoch's request."""
+        now = int(time.time() * 1000)
+        self._steps.extend(Metric(k, float(v), now, step) for k, v in logs.items())
+        if len(self._steps) >= self.MAX_BATCH:
+            self._log_async(self._steps)
+            self._steps = []
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        self.log_metrics(logs, step=epoch)
+        batch, self._steps = [*self._steps, *_metric_batch(logs, epoch)], []
+        self._log_async(batch)
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
+        self.flush()
         self.log_metrics(logs, step=0)
+
+    def start_system_metrics(self, interval_s: float = 2.0) -> None:
+        """Samples CPU, memory, disk, network and (with pynvml) GPU as ``system/*`` metrics.
+
+        MLflow's own monitor, as ``log_system_metrics=True`` starts it for a fluent run;
+        ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` overrides the interval.
+        """
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = self._safe("start system metrics", SystemMetricsMonitor, self.run_id, sampling_interval=interval_s, tracking_uri=self.client.tracking_uri)
+        if self._monitor is not None:
+            self._monitor.start()
 
     def log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
         """Logs ``plots/learning_curves.png``: loss and accuracy per epoch, train and validation."""

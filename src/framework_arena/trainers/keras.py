@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import time
-from typing import Any, Mapping
+import threading
+from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
@@ -87,59 +87,39 @@ def _backend_requirements(backend: str) -> list[str]:
     return [f"jax=={_dist_version('jax')}", f"jaxlib=={_dist_version('jaxlib')}"]
 
 
-class _EpochBatches(keras.utils.PyDataset):
-    """The shared batch order, served to ``model.fit`` as one endless stream of batches.
-
-    Batch ``index`` is batch ``index % steps`` of epoch ``index // steps``, a pure function of the
-    index: with ``steps_per_epoch`` Keras keeps a single iterator over all epochs. Advancing the order
-    in ``on_epoch_end`` instead is not safe in Keras 3.15: ``fit`` calls ``on_epoch_end`` once before
-    the first epoch (``EpochIterator.reset``), and the tensorflow back end creates the next epoch's
-    prefetching ``tf.data`` iterator before it calls ``on_epoch_end``.
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
-        super().__init__()  # one worker: batches are produced in index order, nothing reorders them
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.steps = data_lib.num_batches(len(y), batch_size)
-        self._cache: tuple[int, list[np.ndarray]] = (-1, [])
-
-    @property
-    def num_batches(self) -> None:
-        return None  # endless; fit() gets steps_per_epoch
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, step = divmod(index, self.steps)
-        cache = self._cache  # read once, replaced whole: a stale tf.data thread cannot tear it
-        if cache[0] != epoch:
-            order = data_lib.epoch_order(len(self.y), self.seed, epoch)
-            cache = (epoch, list(data_lib.batches(order, self.batch_size)))
-            self._cache = cache
-        idx = cache[1][step]
-        return self.x[idx], self.y[idx]
-
-
 class _Reporter(keras.callbacks.Callback):
     """Forwards Keras' epoch logs and timings to our :class:`Callback`."""
 
     # Keeps Keras' asynchronous batch-end dispatch on torch/jax (the default when no callback
-    # overrides on_train_batch_end): the hooks below only store timestamps. Batch-end hooks then
-    # run in Keras' thread pool once the step's logs are computed; on_epoch_end waits for them.
+    # overrides on_train_batch_end): the batch-end hook only counts and takes timestamps. It then
+    # runs in Keras' thread pool once the step's logs are computed (so the step has finished: no
+    # further device sync is needed), possibly out of order; on_epoch_end waits for them all.
     async_safe = True
 
-    def __init__(self, callback: Callback, stopwatch: Stopwatch, steps: int) -> None:
+    def __init__(self, callback: Callback, stopwatch: Stopwatch, sizes: list[int], log_every: int) -> None:
         super().__init__()
-        self.callback, self.stopwatch, self.last_step = callback, stopwatch, steps - 1
-        self.epoch_start = self.epoch_end = 0.0
+        self.callback, self.stopwatch, self.sizes, self.log_every = callback, stopwatch, sizes, log_every
+        self.steps = len(sizes)
+        self.epoch = 0
+        self.last_step_end = 0.0
+        self.lock = threading.Lock()
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.epoch = epoch
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         if batch == 0:
-            self.epoch_start = time.perf_counter()
+            self.stopwatch.epoch_start()
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if batch == 0:
-            self.stopwatch.step_done()
-        if batch == self.last_step:
-            self.epoch_end = time.perf_counter()
+        with self.lock:
+            self.stopwatch.step_end(self.sizes[batch])
+            if batch == self.steps - 1:
+                self.last_step_end = self.stopwatch.clock()
+        step = self.epoch * self.steps + batch + 1
+        if self.log_every and step % self.log_every == 0 and logs:
+            # Keras' batch-end loss is already the running mean of the epoch.
+            self.callback.on_step_end(step, {"train_loss_running": float(logs["loss"])})
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -150,7 +130,7 @@ class _Reporter(keras.callbacks.Callback):
             "train_accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]),
             "val_accuracy": float(logs["val_accuracy"]),
-            "epoch_time_s": self.epoch_end - self.epoch_start,
+            **self.stopwatch.epoch_end(now=self.last_step_end),
         })
 
 
@@ -162,6 +142,7 @@ class KerasTrainer(Trainer):
     # variable as Parameter(...).to(device), and .to("cpu:0") copies it into a non-leaf tensor
     # that never receives gradients ("No gradients provided for any variable").
     _device: str = "cpu"
+    _gpu = False
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
         return keras.device(self._device)
@@ -198,11 +179,19 @@ class KerasTrainer(Trainer):
             return torch.cuda.is_available()
         return any(d.startswith("gpu") for d in keras.distribution.list_devices())
 
+    def _jit_compile(self) -> bool | str:
+        # jax runs only under jax.jit ("auto" resolves to True there); eager jax is no baseline.
+        if self.backend == "jax":
+            return "auto"
+        return bool(self.settings.compile)
+
     def setup(self) -> dict[str, str]:
         self._check_backend()
         s = self.settings
         self._set_threads(s.threads)  # first: TF refuses once its runtime has started
         keras.utils.set_random_seed(s.seed)
+        # Mixed precision: layers compute in bf16 and keep float32 weights; set before building.
+        keras.config.set_dtype_policy("mixed_bfloat16" if s.precision == "bf16" else "float32")
         if s.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"Expected trainer.device in ('auto', 'cpu', 'cuda'). Received: trainer.device={s.device!r}")
         gpu = s.device != "cpu" and self._gpu_available()
@@ -212,7 +201,12 @@ class KerasTrainer(Trainer):
                 f"(is a GPU build of {self.backend} installed?): use trainer.device=auto or cpu"
             )
         self._device = "gpu:0" if gpu else "cpu"
-        return {"framework_version": keras.__version__, "device": "cuda:0" if gpu else "cpu"}
+        self._gpu = gpu
+        if self.backend == "jax":
+            mode = "xla"  # keras on jax always compiles with XLA
+        else:
+            mode = ("torch.compile" if self.backend == "torch" else "xla") if s.compile else "off"
+        return {"framework_version": keras.__version__, "device": "cuda:0" if gpu else "cpu", "precision": s.precision, "compile": mode}
 
     def build(self) -> int:
         self._check_backend()
@@ -227,6 +221,7 @@ class KerasTrainer(Trainer):
                 optimizer=_optimizer(self.settings.optim),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                jit_compile=self._jit_compile(),
             )
         count = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
         expected = models.count_params(spec)
@@ -236,21 +231,31 @@ class KerasTrainer(Trainer):
 
     def fit(self, data: Dataset, callback: Callback) -> None:
         s = self.settings
-        stream = _EpochBatches(data.train.x, data.train.y, s.batch_size, s.seed)
-        stopwatch = Stopwatch()
-        reporter = _Reporter(callback, stopwatch, stream.steps)
+        x, y = data.train.x, data.train.y
+        n = len(y)
+        sizes = [min(s.batch_size, n - i) for i in range(0, n, s.batch_size)]
+        stopwatch = Stopwatch(self.warmup_steps(len(sizes)))  # the batch-end hooks see finished steps
+        reporter = _Reporter(callback, stopwatch, sizes, s.log_every_n_steps)
         stopwatch.start()
         with self._scope():
-            self.model.fit(
-                stream,
-                epochs=s.epochs,
-                steps_per_epoch=stream.steps,
-                validation_data=(data.val.x, data.val.y),
-                validation_batch_size=EVAL_BATCH_SIZE,
-                shuffle=False,  # the order is the stream's; fit must not permute batches
-                callbacks=[reporter],
-                verbose=0,
-            )
+            for epoch in range(s.epochs):
+                # One fit call per epoch, on numpy arrays in the shared order: Keras' array adapter
+                # batches natively (on tensorflow a tf.data pipeline from tensors). A PyDataset
+                # stream of the same batches cost 16% of the throughput on the tensorflow back end
+                # (bench/overhead.py); the order is ours, so fit must not shuffle.
+                order = data_lib.epoch_order(n, s.seed, epoch)
+                self.model.fit(
+                    x[order],
+                    y[order],
+                    batch_size=s.batch_size,
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    validation_data=(data.val.x, data.val.y),
+                    validation_batch_size=EVAL_BATCH_SIZE,
+                    shuffle=False,
+                    callbacks=[reporter],
+                    verbose=0,
+                )
         callback.on_train_end(stopwatch.end_logs())
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -261,6 +266,28 @@ class KerasTrainer(Trainer):
     def predict(self, x: np.ndarray) -> np.ndarray:
         with self._scope():
             return np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0))
+
+    def inference_fn(self) -> Callable[[np.ndarray], Any]:
+        model = self.model
+        # predict_on_batch runs the compiled predict function on one batch, without predict()'s
+        # per-call data adapter and callbacks; it returns numpy, so the work is done.
+        return lambda xb: model.predict_on_batch(xb)
+
+    def gpu_peak_mem_mb(self) -> float | None:
+        if not self._gpu:
+            return None
+        if self.backend == "torch":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", 0) / 2**20
 
     def export(self) -> ModelExport:
         # The .keras file holds numpy weights and a back-end-neutral config: it loads under any back

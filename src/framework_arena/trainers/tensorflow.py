@@ -10,9 +10,8 @@ import functools
 import importlib.metadata
 import math
 import random
-import time
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -51,15 +50,26 @@ def _lstm(x: tf.Tensor, kernel: tf.Variable, recurrent: tf.Variable, bias: tf.Va
 
 
 class _Net(tf.Module):
-    """The spec's layers as tf.Variables (Keras layout is TF's own: no transposes)."""
+    """The spec's layers as tf.Variables (Keras layout is TF's own: no transposes).
 
-    def __init__(self, spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]]) -> None:
+    With ``compute_dtype=tf.bfloat16`` (mixed precision) the variables stay float32 and are cast
+    for the forward pass, whose logits come back as float32 for the loss.
+    """
+
+    def __init__(self, spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]], compute_dtype: tf.DType = tf.float32) -> None:
         super().__init__(name=spec.name)
         self._spec = spec
+        self._dtype = compute_dtype
         self.params = [[tf.Variable(np.asarray(w, np.float32), name=f"layer{i}_{j}") for j, w in enumerate(ws)] for i, ws in enumerate(weights)]
 
     def forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
-        for layer, shape, w in zip(self._spec.layers, self._spec.shapes, self.params):
+        if self._dtype == tf.float32:
+            return self._forward(x, self.params, training)
+        params = [[tf.cast(w, self._dtype) for w in ws] for ws in self.params]
+        return tf.cast(self._forward(tf.cast(x, self._dtype), params, training), tf.float32)
+
+    def _forward(self, x: tf.Tensor, params: Sequence[Sequence[tf.Tensor]], training: bool) -> tf.Tensor:
+        for layer, shape, w in zip(self._spec.layers, self._spec.shapes, params):
             if isinstance(layer, m.Reshape):
                 x = tf.reshape(x, [-1, *layer.target_shape])
             elif isinstance(layer, m.Flatten):
@@ -112,6 +122,7 @@ def _tensorflow_requirement() -> str:
 
 class TensorFlowTrainer(Trainer):
     framework = "tensorflow"
+    _gpu = False
 
     def setup(self) -> dict[str, str]:
         s = self.settings
@@ -137,11 +148,19 @@ class TensorFlowTrainer(Trainer):
         random.seed(s.seed)
         np.random.seed(s.seed)
         tf.random.set_seed(s.seed)
-        return {"framework_version": tf.__version__, "device": "gpu:0" if gpus else "cpu"}
+        self._gpu = bool(gpus)
+        if gpus:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        return {
+            "framework_version": tf.__version__,
+            "device": "gpu:0" if gpus else "cpu",
+            "precision": s.precision,
+            "compile": "xla" if s.compile else "off",
+        }
 
     def build(self) -> int:
         spec = self.spec
-        self.net = _Net(spec, self.weights)
+        self.net = _Net(spec, self.weights, tf.bfloat16 if self.settings.precision == "bf16" else tf.float32)
         self.serving = _serving_module(self.net, spec.input_shape)
         variables = self.net.trainable_variables
         num_params = sum(int(np.prod(v.shape)) for v in variables)
@@ -155,8 +174,12 @@ class TensorFlowTrainer(Trainer):
         y_spec = tf.TensorSpec([None], tf.int64)
         # A None batch axis: the last, smaller batch reuses the same graph instead of retracing.
         # Traced lazily in fit()/evaluate(), so time_to_first_step_s includes the tracing.
-        self._train_fn = tf.function(self._train_step_fn, input_signature=[x_spec, y_spec], autograph=False)
-        self._eval_fn = tf.function(self._eval_step_fn, input_signature=[x_spec, y_spec], autograph=False)
+        # framework.compile=true: XLA compiles the step (once per batch shape, at its first call).
+        jit = bool(self.settings.compile)
+        self._train_fn = tf.function(self._train_step_fn, input_signature=[x_spec, y_spec], autograph=False, jit_compile=jit)
+        self._eval_fn = tf.function(self._eval_step_fn, input_signature=[x_spec, y_spec], autograph=False, jit_compile=jit)
+        # Inference in the trained compile mode; the exported serving module stays a plain graph.
+        self._predict_fn = tf.function(lambda x: self.net.forward(x, training=False), input_signature=[x_spec], autograph=False, jit_compile=jit)
         return num_params
 
     def _train_step_fn(self, x: tf.Tensor, y: tf.Tensor) -> None:
@@ -177,14 +200,16 @@ class TensorFlowTrainer(Trainer):
         s = self.settings
         x_train, y_train = data.train.x.astype(np.float32, copy=False), data.train.y.astype(np.int64, copy=False)
         n = len(y_train)
-        stopwatch = Stopwatch()
+        # Reading a value back is TF's only wait for the device: the step has really finished then.
+        stopwatch = Stopwatch(self.warmup_steps(d.num_batches(n, s.batch_size)), self._loss_sum.numpy)
         stopwatch.start()
         train_step = None
+        log_every = s.log_every_n_steps
         for epoch in range(1, s.epochs + 1):
             order = d.epoch_order(n, s.seed, epoch - 1)
             self._loss_sum.assign(0.0)
             self._correct.assign(0)
-            start = time.perf_counter()
+            stopwatch.epoch_start()
             if train_step is None:
                 # Calling the one concrete function skips tf.function's per-call dispatch (argument
                 # binding, signature matching): about half the Python cost of a call, which matters
@@ -193,17 +218,19 @@ class TensorFlowTrainer(Trainer):
             # numpy batches go straight into the step: on digits this beat a per-epoch
             # tf.data.Dataset.from_tensor_slices(...).batch() pipeline (mlp 28 vs 36 ms/epoch, cnn 77
             # vs 149 ms), whose iterator costs more per batch and whose threads compete for the cores.
+            seen = 0
             for idx in d.batches(order, s.batch_size):
                 train_step(x_train[idx], y_train[idx])
-                if stopwatch.first_step_end is None:
-                    self._loss_sum.numpy()  # the step has really finished once a value is fetched
-                    stopwatch.step_done()
+                stopwatch.step_end(len(idx))
+                seen += len(idx)
+                if log_every and stopwatch.step % log_every == 0:
+                    callback.on_step_end(stopwatch.step, {"train_loss_running": float(self._loss_sum.numpy()) / seen})
+            timing = stopwatch.epoch_end()
             loss_sum, correct = self._loss_sum.numpy(), self._correct.numpy()
-            epoch_time = time.perf_counter() - start
             train_loss = float(loss_sum) / n
             check_finite(epoch, train_loss)
             val_loss, val_acc = self.evaluate(data.val.x, data.val.y)
-            logs = {"train_loss": train_loss, "train_accuracy": float(correct) / n, "val_loss": val_loss, "val_accuracy": val_acc, "epoch_time_s": epoch_time}
+            logs = {"train_loss": train_loss, "train_accuracy": float(correct) / n, "val_loss": val_loss, "val_accuracy": val_acc, **timing}
             callback.on_epoch_end(epoch, logs)
         callback.on_train_end(stopwatch.end_logs())
 
@@ -221,6 +248,13 @@ class TensorFlowTrainer(Trainer):
         x = x.astype(np.float32, copy=False)
         parts = [self.serving(x[start : start + EVAL_BATCH_SIZE]).numpy() for start in range(0, len(x), EVAL_BATCH_SIZE)]
         return np.concatenate(parts) if parts else np.zeros((0, self.spec.num_classes), np.float32)
+
+    def inference_fn(self) -> Callable[[np.ndarray], Any]:
+        predict = self._predict_fn.get_concrete_function()
+        return lambda xb: predict(xb).numpy()  # .numpy() waits for the result
+
+    def gpu_peak_mem_mb(self) -> float | None:
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if self._gpu else None
 
     def export(self) -> ModelExport:
         return ModelExport(flavor="tensorflow", model_kwarg="model", model=self.serving, pip_requirements=[_tensorflow_requirement()], extra={})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
-import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,8 @@ from torch import nn
 from framework_arena import models as m
 from framework_arena.data import Dataset, epoch_order
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, Callback, ModelExport, Stopwatch, Trainer, check_finite
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")}
@@ -130,7 +132,20 @@ class TorchTrainer(Trainer):
             )
         use_cuda = s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
-        return {"framework_version": torch.__version__, "device": str(self.device)}
+        if use_cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return {
+            "framework_version": torch.__version__,
+            "device": str(self.device),
+            "precision": s.precision,
+            "compile": "torch.compile" if s.compile else "off",
+        }
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 mixed precision: matmuls and convolutions in bf16, weights and loss in fp32."""
+        if self.settings.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.settings.precision])
 
     def build(self) -> int:
         self.model = build_module(self.spec, self.weights).to(self.device)
@@ -140,6 +155,10 @@ class TorchTrainer(Trainer):
         if count != expected:
             raise RuntimeError(f"torch built {count} trainable parameters, the spec has {expected}")
         self.optimizer = self._optimizer(params)
+        # torch.compile wraps the module and shares its parameters; compiled lazily on first call,
+        # so the first step (time_to_first_step_s, compile_time_s) carries the compilation.
+        # Validation and test passes run the eager module (no extra graphs to compile).
+        self.compiled = torch.compile(self.model) if self.settings.compile else self.model
         return count
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -163,48 +182,44 @@ class TorchTrainer(Trainer):
 
     def fit(self, data: Dataset, callback: Callback) -> None:
         s = self.settings
+        stopwatch = Stopwatch(0, self._sync)
+        stopwatch.start()
         x, y = self._tensors(data.train.x, data.train.y)
         val = self._tensors(data.val.x, data.val.y)
         n = len(y)
-        model, opt = self.model, self.optimizer
-        stopwatch = Stopwatch()
-        stopwatch.start()
-        first_step = True
+        model, opt, log_every = self.compiled, self.optimizer, s.log_every_n_steps
         for epoch in range(1, s.epochs + 1):
-            model.train()
+            self.model.train()
             order = torch.from_numpy(epoch_order(n, s.seed, epoch - 1)).to(self.device)
             idx_batches = torch.split(order, s.batch_size)  # the slices of data.batches, as device views
+            if epoch == 1:
+                stopwatch.warmup_steps = self.warmup_steps(len(idx_batches))
+            sizes = [len(i) for i in idx_batches]
             # Detached outputs are kept and reduced once per epoch: no extra kernels or host syncs per step.
             losses, outputs = [], []
-            self._sync()
-            t0 = time.perf_counter()
-            for idx in idx_batches:
-                logits = model(x[idx])
-                loss = F.cross_entropy(logits, y[idx])
+            stopwatch.epoch_start()
+            for idx, size in zip(idx_batches, sizes):
+                with self._autocast():
+                    logits = model(x[idx])
+                    loss = F.cross_entropy(logits, y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(loss.detach())
                 outputs.append(logits.detach())
-                if first_step:
-                    self._sync()
-                    stopwatch.step_done()
-                    first_step = False
-            self._sync()
-            epoch_time = time.perf_counter() - t0
+                stopwatch.step_end(size)
+                if log_every and stopwatch.step % log_every == 0:
+                    k = len(losses)
+                    running = float(torch.stack(losses).float() @ losses[0].new_tensor(sizes[:k], dtype=torch.float32)) / sum(sizes[:k])
+                    callback.on_step_end(stopwatch.step, {"train_loss_running": running})
+            timing = stopwatch.epoch_end()
             with torch.no_grad():
-                sizes = torch.tensor([len(i) for i in idx_batches], dtype=torch.float32, device=self.device)
-                train_loss = float((torch.stack(losses) * sizes).sum()) / n
+                weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)
+                train_loss = float(torch.stack(losses).float() @ weights) / n
                 correct = int((torch.cat(outputs).argmax(dim=1) == y[order]).sum())
             check_finite(epoch, train_loss)
             val_loss, val_acc = self._evaluate(*val)
-            logs = {
-                "train_loss": train_loss,
-                "train_accuracy": correct / n,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "epoch_time_s": epoch_time,
-            }
+            logs = {"train_loss": train_loss, "train_accuracy": correct / n, "val_loss": val_loss, "val_accuracy": val_acc, **timing}
             callback.on_epoch_end(epoch, logs)
         callback.on_train_end(stopwatch.end_logs())
 
@@ -216,7 +231,8 @@ class TorchTrainer(Trainer):
         self.model.eval()
         if len(x) == 0:  # e.g. val_fraction=0: torch.cat needs at least one batch
             return x.new_zeros((0, self.spec.num_classes))
-        return torch.cat([self.model(x[i : i + EVAL_BATCH_SIZE]) for i in range(0, len(x), EVAL_BATCH_SIZE)])
+        with self._autocast():
+            return torch.cat([self.model(x[i : i + EVAL_BATCH_SIZE]).float() for i in range(0, len(x), EVAL_BATCH_SIZE)])
 
     @torch.inference_mode()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -232,6 +248,19 @@ class TorchTrainer(Trainer):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._logits(_t(x).to(self.device)).cpu().numpy()
+
+    def inference_fn(self) -> Callable[[np.ndarray], Any]:
+        model, device = self.compiled, self.device
+        self.model.eval()
+
+        def logits(xb: np.ndarray) -> np.ndarray:
+            with torch.inference_mode(), self._autocast():
+                return model(torch.from_numpy(xb).to(device)).float().cpu().numpy()  # .cpu() waits for the device
+
+        return logits
+
+    def gpu_peak_mem_mb(self) -> float | None:
+        return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
 
     def export(self) -> ModelExport:
         # A CPU copy, so the trainer keeps working on its device after exporting.

@@ -1,0 +1,49 @@
+"""The benchmark scripts run end to end on tiny settings (their figures are not asserted: speed is
+measured by running them, see README "Speed you can trust")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_overhead_smoke_gives_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "overhead.py"), "--smoke", "--frameworks", "keras", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = {f["figure"]: f for f in _json_lines(proc.stdout)}
+    expected = {"harness_ratio", "arena_samples_per_s", "bare_samples_per_s", "tracking_ratio", "tracking_in_loop_ratio", "autolog_ratio", "trial_start_s", "bare_import_s", "start_overhead_s"}
+    assert expected <= set(figures), sorted(figures)
+    assert all(f["framework"] == "keras" and f["value"] == f["value"] for f in figures.values())  # no NaN
+    assert figures["harness_ratio"]["target"] == ">= 0.97" and figures["tracking_ratio"]["target"] == "<= 1.03"
+    text = out.read_text()
+    assert "## Machine" in text and "Load average" in text and '"figure": "harness_ratio"' in text
+
+
+def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "gpu.py"), "--device", "cpu", "--smoke", "--cases", "torch bf16", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = _json_lines(proc.stdout)
+    assert row["case"] == "torch bf16" and row["status"] == "FINISHED", row
+    for key in ("train_samples_per_s", "time_to_first_step_s", "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s", "peak_rss_mb"):
+        assert row[key] > 0, key
+    assert "| torch bf16 |" in out.read_text()

@@ -1,0 +1,87 @@
+"""Honest timers, compile modes, precision and per-step metrics, asserted on what MLflow stored.
+
+Speed itself is measured by ``bench/`` (side by side, medians), never by a timed test: these
+tests check that the figures exist, are consistent and are recorded with the mode that made them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import compose
+from framework_arena.runner import run_trial
+from framework_arena.trainers.base import Stopwatch
+
+DIGITS_STEPS = 20  # ceil(1257 training samples / 64)
+
+
+def _epochs(sw: Stopwatch, steps: list[float], epochs: int, samples: int = 32) -> list[dict[str, float]]:
+    logs = []
+    for _ in range(epochs):
+        sw.epoch_start()
+        for seconds in steps:
+            time.sleep(seconds)
+            sw.step_end(samples)
+        logs.append(sw.epoch_end())
+    return logs
+
+
+def test_stopwatch_leaves_the_warm_up_out_of_throughput() -> None:
+    syncs = []
+    sw = Stopwatch(warmup_steps=2, sync=lambda: syncs.append(1))
+    sw.start()
+    logs = _epochs(sw, [0.1, 0.01, 0.01, 0.01, 0.01], epochs=2)
+    end = sw.end_logs()
+    # epoch 1: 3 steps after the warm-up; a sleep is never shorter than asked, so at most 32*3/0.03
+    assert 0 < logs[0]["train_samples_per_s"] <= 32 * 3 / 0.03 and logs[0]["epoch_time_s"] >= 0.14
+    assert 0 < logs[1]["train_samples_per_s"] <= 32 * 5 / 0.05
+    assert 0.05 < end["compile_time_s"] < end["time_to_first_step_s"] <= end["fit_time_s"]
+    assert len(syncs) == 2 * 2 + 2  # epoch starts and ends, first step, end of warm-up: never per step
+
+
+def test_stopwatch_whole_first_epoch_as_warm_up() -> None:
+    sw = Stopwatch(warmup_steps=3)
+    sw.start()
+    logs = _epochs(sw, [0.0, 0.0, 0.0], epochs=2)
+    assert "train_samples_per_s" not in logs[0] and logs[1]["train_samples_per_s"] > 0
+
+
+slow = pytest.mark.slow
+
+
+@slow
+def test_torch_compile_warm_up_steps_step_metrics_and_system_metrics(store: str) -> None:
+    overrides = [
+        "framework=torch", "framework.compile=true", "trainer.epochs=2", "trainer.threads=1", "trainer.warmup_steps=3",
+        "trainer.inference_runs=5", "tracking.log_every_n_steps=4", "tracking.system_metrics=true", "tracking.log_model=false",
+        f"tracking.uri={store}",
+    ]
+    result = run_trial(compose(overrides), overrides)
+    assert result.status == "FINISHED", result.message
+    client = MlflowClient(store)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["arena.compile"] == "torch.compile" and run.data.params["framework.compile"] == "True"
+    m = run.data.metrics
+    assert 0 < m["compile_time_s"] <= m["time_to_first_step_s"]
+    assert m["infer_latency_ms_p95"] >= m["infer_latency_ms_p50"] > 0 and m["infer_samples_per_s"] > 0
+    assert m["val_accuracy"] > 0.5
+    # warm-up of 3 steps: the first epoch already has a steady part
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == [1, 2]
+    steps = [x.step for x in client.get_metric_history(run.info.run_id, "train_loss_running")]
+    assert steps == list(range(4, 2 * DIGITS_STEPS + 1, 4))
+    assert any(k.startswith("system/cpu") for k in m), sorted(m)
+
+
+@slow
+def test_tensorflow_xla_in_bf16(store: str) -> None:
+    overrides = ["framework=tensorflow", "framework.compile=true", "trainer.precision=bf16", "trainer.epochs=2", "trainer.inference_runs=5", "tracking.log_model=false", f"tracking.uri={store}"]
+    result = run_trial(compose(overrides), overrides)
+    assert result.status == "FINISHED", result.message
+    run = MlflowClient(store).get_run(result.run_id)
+    assert run.data.tags["arena.compile"] == "xla" and run.data.tags["arena.precision"] == "bf16"
+    m = run.data.metrics
+    assert 0 < m["compile_time_s"] <= m["time_to_first_step_s"] and m["infer_latency_ms_p50"] > 0
+    assert m["val_accuracy"] > 0.5  # bf16 compute still learns
