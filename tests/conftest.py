@@ -60,8 +60,10 @@ def run_compare(args: Sequence[str], cwd: Path, timeout: float = 300) -> subproc
     return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
 
 
-#: A small real shoot-out: every framework family, two seeds, two epochs (throughput needs epoch 2).
-SHOOTOUT_ARGS = ["-m", "framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=2"]
+#: A small real shoot-out: every framework family, two seeds, two epochs (throughput needs epoch 2),
+#: two trials at a time (hydra/launcher=parallel: joblib) to keep CI short.
+SHOOTOUT_OVERRIDES = ["framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=2"]
+SHOOTOUT_ARGS = ["-m", *SHOOTOUT_OVERRIDES, "hydra/launcher=parallel"]
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import run_compare
+from framework_arena.compare.query import NothingToCompare
 from framework_arena.compare.run import compare
 
 ARTICLE_ROWS = {"interfaces", "architecture", "performance", "learning curve", "license", "debugging", "community", "speed", "visualization"}
@@ -104,16 +106,21 @@ def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store:
 def test_nothing_to_compare_is_a_clear_message(store: str, tmp_path: Path) -> None:
     _plant(store, {"torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}]})
     MlflowClient(store).create_experiment("empty")
+    # Through the real CLI for the two a user meets first; in-process for the rest (same code path).
     for args, expected in (
         (["select.experiment=empty"], "No FINISHED trial runs in experiment 'empty'"),
-        (["select.experiment=nope"], "Experiment 'nope' does not exist"),
         (["select.experiment=planted", "select.frameworks=[torch,keras-jax]"], "No FINISHED trial runs for keras-jax"),
-        (["select.experiment=planted", "select.sweep=latest"], "No sweep run matches select.sweep='latest'"),
     ):
         proc = run_compare([f"tracking.uri={store}", *args], tmp_path)
         out = proc.stdout + proc.stderr  # Hydra's job logging writes to stdout
         assert proc.returncode == 1, out
         assert expected in out and "Traceback" not in out, out
+    for overrides, expected in (
+        (["select.experiment=nope"], "Experiment 'nope' does not exist"),
+        (["select.experiment=planted", "select.sweep=latest"], "No sweep run matches select.sweep='latest'"),
+    ):
+        with pytest.raises(NothingToCompare, match=re.escape(expected)):
+            compare(_compose_compare([f"tracking.uri={store}", "report.log_run=false", *overrides]), tmp_path / "out", "balanced")
     bad = run_compare([f"tracking.uri={store}", "group_by=model", "bootstrap.confidence=2"], tmp_path)
     assert bad.returncode == 2
     assert "Received: group_by='model'" in bad.stdout and "Received: bootstrap.confidence=2" in bad.stdout

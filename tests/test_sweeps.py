@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SHOOTOUT_ARGS, run_arena
+from conftest import SHOOTOUT_ARGS, SHOOTOUT_OVERRIDES, run_arena
 
 pytestmark = pytest.mark.slow
 
-SHOOTOUT = ["framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=1"]
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 FINAL_METRICS = ("test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb")
 
@@ -37,8 +36,9 @@ def _summary_rows(client: MlflowClient, parent, tmp_path: Path) -> list[dict[str
     return list(csv.DictReader(io.StringIO(Path(path).read_text())))
 
 
-def test_shootout_sweep_then_resume(shootout: Path, tmp_path: Path) -> None:
-    # The session's shoot-out (conftest.SHOOTOUT_ARGS), copied: resuming adds a sweep to the store.
+def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) -> None:
+    # The session's shoot-out (conftest.SHOOTOUT_ARGS, joblib with 2 workers), copied: resuming
+    # adds a sweep to the store.
     shutil.copy2(shootout / "mlflow.db", tmp_path / "mlflow.db")
     client, [parent], trials = _runs(tmp_path)
     children = _children(trials, parent)
@@ -49,8 +49,15 @@ def test_shootout_sweep_then_resume(shootout: Path, tmp_path: Path) -> None:
     }
     assert all(r.data.tags["arena.sweep_id"] == parent.data.tags["arena.sweep_id"] for r in children)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["arena.sweep_overrides"] == " ".join(SHOOTOUT_ARGS[1:])
-    assert "BasicLauncher" in parent.data.tags["arena.launcher"] and "BasicSweeper" in parent.data.tags["arena.sweeper"]
+    assert parent.data.tags["arena.sweep_overrides"] == " ".join(SHOOTOUT_OVERRIDES)
+    assert "JoblibLauncher" in parent.data.tags["arena.launcher"] and "BasicSweeper" in parent.data.tags["arena.sweeper"]
+    # Two joblib workers lost nothing: every epoch, final metric and artifact of every trial.
+    for run in children:
+        for key in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
+        for key in FINAL_METRICS:
+            assert key in run.data.metrics, key
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
     assert parent.data.metrics["trials_finished"] == 6 and parent.data.metrics["trials_failed"] == 0
     best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
     assert parent.data.tags["arena.best_run_id"] == best.info.run_id
@@ -77,21 +84,6 @@ def test_rerun_switch_trains_again(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr[-3000:]
     _, parents, trials = _runs(tmp_path)
     assert len(trials) == 2 and all(len(_children(trials, p)) == 1 for p in parents)
-
-
-def test_parallel_sweep_with_joblib_loses_nothing(tmp_path: Path) -> None:
-    proc = run_arena(["-m", *SHOOTOUT, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], tmp_path, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client, [parent], trials = _runs(tmp_path)
-    children = _children(trials, parent)
-    assert len(children) == 6 and {r.info.status for r in children} == {"FINISHED"}
-    assert "JoblibLauncher" in parent.data.tags["arena.launcher"]
-    for run in children:
-        for key in EPOCH_METRICS:
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1], key
-        for key in FINAL_METRICS:
-            assert key in run.data.metrics, key
-        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
 
 
 def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> None:

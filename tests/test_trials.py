@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from framework_arena.runner import TrialResult, run_trial
+from framework_arena.tracking import RunHandle
 
 pytestmark = pytest.mark.slow
 
@@ -30,23 +32,24 @@ FINAL_METRICS = (
 
 
 @pytest.fixture(scope="session")
-def shootout(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[tuple[str, str], TrialResult]]:
+def trials(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[tuple[str, str], TrialResult]]:
     """Every framework x model with the default settings (10 epochs of digits), one store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
-    results = {}
-    for fb in FRAMEWORKS:
-        for model in MODELS:
-            overrides = [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"]
-            results[(framework_id(fb), model)] = run_trial(compose(overrides), overrides)
-    return uri, results
+    cases = {(framework_id(fb), model): [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"] for fb in FRAMEWORKS for model in MODELS}
+    RunHandle(uri, "shootout")  # the store and experiment once, before trials run two at a time
+    # Two trials at a time: a trial is mostly its child's single-threaded imports, so this halves
+    # the fixture's time on two cores; the trials' figures are not what these tests check.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {case: pool.submit(run_trial, compose(overrides), overrides) for case, overrides in cases.items()}
+    return uri, {case: f.result() for case, f in futures.items()}
 
 
 CASES = [(framework_id(fb), m) for fb in FRAMEWORKS for m in MODELS]
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
-def test_trial_learns_and_is_fully_tracked(shootout, case: tuple[str, str]) -> None:
-    uri, results = shootout
+def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_path: Path) -> None:
+    uri, results = trials
     result = results[case]
     assert result.status == "FINISHED", result.message
     client = MlflowClient(uri)
@@ -81,12 +84,15 @@ def test_trial_learns_and_is_fully_tracked(shootout, case: tuple[str, str]) -> N
     assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"config.yaml", "plots/learning_curves.png"} <= artifacts
+    assert {"config.yaml", "plots/learning_curves.png", "debug_probe.txt"} <= artifacts
+    # the debugging probe: a planted shape bug's error, scored 0-2 (names shapes, names the layer)
+    assert m["debug_error_clarity"] in (0.0, 1.0, 2.0)
+    assert client.download_artifacts(run.info.run_id, "debug_probe.txt", str(tmp_path)) and Path(tmp_path, "debug_probe.txt").read_text().strip()
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_parameter_counts_are_equal_across_frameworks(shootout, model: str) -> None:
-    _, results = shootout
+def test_parameter_counts_are_equal_across_frameworks(trials, model: str) -> None:
+    _, results = trials
     counts = {case: r.metrics["num_params"] for case, r in results.items() if case[1] == model}
     assert len(set(counts.values())) == 1, counts
 
@@ -105,9 +111,9 @@ LOAD_AND_SCORE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("fb", FRAMEWORKS, ids=framework_id)
-def test_logged_model_loads_and_predicts_like_the_trained_one(shootout, fb: tuple[str, str | None]) -> None:
+def test_logged_model_loads_and_predicts_like_the_trained_one(trials, fb: tuple[str, str | None]) -> None:
     """pyfunc in a fresh process (Keras needs its back end first) gives the logged test accuracy."""
-    uri, results = shootout
+    uri, results = trials
     result = results[(framework_id(fb), "cnn")]
     env = {**__import__("os").environ, **({"KERAS_BACKEND": fb[1]} if fb[1] else {})}
     proc = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, uri, result.run_id], capture_output=True, text=True, timeout=300, env=env)

@@ -158,8 +158,6 @@ def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger:
         **inference,
         "peak_rss_mb": _peak_rss_mb(),
     }
-    clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])  # the debugging criterion
-    final.update(clarity)
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
         final["gpu_peak_mem_mb"] = gpu_mem
@@ -167,11 +165,16 @@ def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger:
     summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=epochs)
-        logger.log_text(probe_message, "debug_probe.txt")
         logger.log_learning_curves(reporter.history, f"{cfg['framework']['name']} {cfg['model']['name']} on {cfg['data']['name']}")
         if cfg["tracking"].get("log_model", True):
             example = data.test.x[:5]
             summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=epochs)
+    # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
+    clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
+    summary["metrics"].update(clarity)
+    if logger:
+        logger.log_metrics(clarity, step=epochs)
+        logger.log_text(probe_message, "debug_probe.txt")
     return summary
 
 
