@@ -194,3 +194,11 @@ def test_domino_job_gets_the_report_in_its_artifacts_folder(store: str, tmp_path
     published = tmp_path / "artifacts" / "comparison"
     assert {"report.html", "report.md", "ranking.csv", "criteria.csv"} <= {p.name for p in published.iterdir()}
     assert "tensorflow" in (published / "ranking.csv").read_text().splitlines()[1]
+
+
+def test_a_single_framework_is_described_not_ranked_against_the_article(store: str, tmp_path: Path) -> None:
+    _plant(store, {"torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}]})
+    rep = compare(_compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false"]), tmp_path / "report", "balanced")
+    assert [r.group for r in rep.ranking.rows] == ["torch"] and rep.ranking.rows[0].rank == 1
+    speed = next(a for a in rep.article if a.row == "speed")
+    assert "one framework" in speed.verdict and "no difference measured" not in speed.verdict

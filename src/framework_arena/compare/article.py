@@ -79,7 +79,9 @@ def compare_article(article: Mapping[str, Any], table: Mapping[str, Mapping[str,
             crit = CRITERIA[key]
             cells = table[key]
             values = ", ".join(f"{g} {cells[g].display}" for g in groups)
-            if key == "license":
+            if len(groups) < 2 and key != "license":
+                verdict, why = "one framework: nothing to hold the article's order against", []
+            elif key == "license":
                 verdict, why = _license_verdict(claims, cells)
             elif spec.get("order") and all(cells[g].value is not None for g in groups):
                 verdict, why = _order_verdict(spec["order"], ranking, key, groups)

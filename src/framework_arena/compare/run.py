@@ -31,6 +31,8 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     found = time.perf_counter()
     history_runs = query.load_histories(reader, sel, HISTORY_KEYS, int(cfg["report"]["max_history_runs"]))
     groups = build_groups(sel.groups, float(cfg["target_accuracy"]))
+    if len(groups) < 2:
+        log.warning("Only %s in %s: the report describes it, but a ranking needs two frameworks or more (e.g. arena -m framework=torch,tensorflow,keras)", next(iter(groups)), sel.describe())
     table = measure_all(groups, cfg["criteria"].get("static") or {})
     b = cfg["bootstrap"]
     ranking = rank(groups, table, cfg["ranking"]["weights"], int(b["samples"]), float(b["confidence"]), int(b["seed"]))
