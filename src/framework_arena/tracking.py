@@ -420,50 +420,41 @@ class RunLogger:
         return str(path)
 
     def _save_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, path: Path) -> None:
-        import importlib
         import shutil
 
-        from mlflow.models import infer_signature
-
-        flavor = _KerasFlavor if export.flavor == "keras" else importlib.import_module(f"mlflow.{export.flavor}")
+        flavor, kwargs = _model_kwargs(export, x_example, logits_example)
         shutil.rmtree(path, ignore_errors=True)  # a half-written copy from an earlier attempt
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flavor.save_model(
-                path=str(path),
-                signature=infer_signature(x_example, logits_example),
-                input_example=x_example,
-                pip_requirements=[*export.pip_requirements, f"mlflow=={mlflow.__version__}"],
-                **{export.model_kwarg: export.model},
-                **export.extra,
-            )
+            warnings.simplefilter("ignore")  # flavor chatter about optional inputs
+            flavor.save_model(path=str(path), **kwargs)
 
     def _log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str:
-        import importlib
+        from mlflow.models import Model
 
-        from mlflow.models import Model, infer_signature
-
-        flavor = importlib.import_module(f"mlflow.{export.flavor}")
-        if export.flavor == "keras":
-            flavor = _KerasFlavor
-        # Explicit requirements: inferring them re-imports the model (about 11 s per model here).
-        requirements = [*export.pip_requirements, f"mlflow=={mlflow.__version__}"]
+        flavor, kwargs = _model_kwargs(export, x_example, logits_example)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flavor chatter about optional inputs
-            info = Model.log(
-                artifact_path=None,  # positional in MLflow 3.17; `name` replaces it
-                name="model",
-                flavor=flavor,
-                run_id=self.run_id,
-                step=step,
-                signature=infer_signature(x_example, logits_example),
-                input_example=x_example,
-                pip_requirements=requirements,
-                **{export.model_kwarg: export.model},
-                **export.extra,
-            )
+            # artifact_path=None: positional in MLflow 3.17; `name` replaces it
+            info = Model.log(artifact_path=None, name="model", flavor=flavor, run_id=self.run_id, step=step, **kwargs)
         return info.model_uri
+
+
+def _model_kwargs(export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray) -> tuple[Any, dict[str, Any]]:
+    """The MLflow flavor module and what its save_model takes, for logging or saving offline alike."""
+    import importlib
+
+    from mlflow.models import infer_signature
+
+    flavor = _KerasFlavor if export.flavor == "keras" else importlib.import_module(f"mlflow.{export.flavor}")
+    return flavor, {
+        "signature": infer_signature(x_example, logits_example),
+        "input_example": x_example,
+        # Explicit requirements: inferring them re-imports the model (about 11 s per model here).
+        "pip_requirements": [*export.pip_requirements, f"mlflow=={mlflow.__version__}"],
+        export.model_kwarg: export.model,
+        **export.extra,
+    }
 
 
 class _KerasFlavor:

@@ -316,10 +316,10 @@ def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any]) -> d
                     note = f"{g.size_key}={g.largest_common_size:g}"
                 row[name] = Cell(value, fmt(value, crit.unit), g.n, note)
             elif key == "code_size":
-                size = code_size(g.trials[0].framework if g.trials else name)
+                size = code_size(g.trials[0].framework)
                 row[name] = Cell(None, "missing", note="no trainer for this framework") if size is None else Cell(float(size[1]), f"{size[1]} API names, {size[0]} lines", note="this project's trainer")
             elif key == "license":
-                found = license_of(g.trials[0].framework if g.trials else name)
+                found = license_of(g.trials[0].framework)
                 if found is None:
                     row[name] = Cell(None, "missing", note="framework not installed where arena-compare runs")
                 else:

@@ -73,7 +73,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _expect(p, isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0, f"ranking.weights.{key}", w, "to be a number >= 0")
     static = (cfg.get("criteria") or {}).get("static") or {}
     for key, entry in static.items():
-        _expect(p, key in CRITERIA and CRITERIA[key].kind == "static", f"criteria.static.{key}", "...", "to name a static criterion: " + ", ".join(k for k, c in CRITERIA.items() if c.kind == "static"))
+        _expect(p, key in CRITERIA and CRITERIA[key].kind == "static", f"criteria.static.{key}", key, "to name a static criterion: " + ", ".join(k for k, c in CRITERIA.items() if c.kind == "static"))
         for fw, v in (entry.get("values") or {}).items():
             _expect(p, isinstance(v, (int, float)) and not isinstance(v, bool), f"criteria.static.{key}.values.{fw}", v, "to be a number")
         for attr in ("source", "date"):
