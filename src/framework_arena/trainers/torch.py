@@ -197,6 +197,7 @@ class TorchTrainer(Trainer):
             sizes = [len(i) for i in idx_batches]
             # Detached outputs are kept and reduced once per epoch: no extra kernels or host syncs per step.
             losses, outputs = [], []
+            running, summed, seen = 0.0, 0, 0  # loss sum and samples of the epoch's first `summed` steps (on_step_end)
             stopwatch.epoch_start()
             for idx, size in zip(idx_batches, sizes):
                 with self._autocast():
@@ -209,9 +210,12 @@ class TorchTrainer(Trainer):
                 outputs.append(logits.detach())
                 stopwatch.step_end(size)
                 if log_every and stopwatch.step % log_every == 0:
+                    # Only the steps since the last report are reduced (one host sync per report).
                     k = len(losses)
-                    running = float(torch.stack(losses).float() @ losses[0].new_tensor(sizes[:k], dtype=torch.float32)) / sum(sizes[:k])
-                    callback.on_step_end(stopwatch.step, {"train_loss_running": running})
+                    running += float(torch.stack(losses[summed:]).float() @ losses[0].new_tensor(sizes[summed:k], dtype=torch.float32))
+                    seen += sum(sizes[summed:k])
+                    summed = k
+                    callback.on_step_end(stopwatch.step, {"train_loss_running": running / seen})
             timing = stopwatch.epoch_end()
             with torch.no_grad():
                 weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)
