@@ -1,22 +1,27 @@
 """One framework's in-process overhead measurements (run by ``overhead.py`` in a fresh process).
 
-Usage: python bench/_worker.py JSON  -> prints one JSON line with the raw per-round figures.
+Usage: python bench/_worker.py JSON  -> prints one JSON line with the raw figures.
 
 The process has the trial's environment (threads, ``KERAS_BACKEND``) from ``child.environment``.
 One arena trainer and one bare loop (``_bare.py``) of the same model, weights, data, batch size
-and threads live side by side; each round runs, in an order that rotates from round to round:
+and threads live side by side. Two phases of alternating rounds, the order flipped every round:
 
-- ``arena``: the arena trainer's ``fit`` with the child's real reporter, no tracking;
-- ``bare``: the hand-written loop, the same number of epochs;
-- ``tracked``: the arena trainer's ``fit`` logging to a SQLite MLflow store through the real
-  ``RunLogger``, per-step metrics on (``log_every_n_steps``);
-- ``autolog`` (Keras only): the same ``fit`` with ``mlflow.keras.autolog()`` logging instead.
+1. harness: one epoch of the arena trainer's ``fit`` (the child's real reporter, no tracking)
+   against one epoch of the hand-written loop. Epochs are short and rounds many: on a shared
+   machine other work slows stretches of a fraction of a second by tens of percent, so only a
+   fine alternation gives both loops the same conditions; ``overhead.py`` compares the medians
+   of all their epochs.
+2. tracking: a ``fit`` of about ``tracking_call_s`` seconds (whole epochs) untracked, against the same ``fit``
+   logging to a SQLite MLflow store through the real ``RunLogger`` (per-step metrics on,
+   ``log_every_n_steps``), and for Keras against ``mlflow.keras.autolog()``. Each call records
+   its wall time (``fit`` and the closing flush), the time spent inside the reporter's step and
+   epoch calls (``callback_s``) and its end call (``end_s``: the last request, waited for), and the CPU time MLflow's logging thread spent on the requests
+   (``logging_thread_s``): everything tracking costs, counted rather than inferred from two
+   noisy wall times.
 
-With ``"clock": "cpu"`` every timer (the arena ``Stopwatch`` and the bare loops') reads the
-process's CPU seconds instead of wall time: the work done, whatever else runs on the machine.
-
-Every call trains one epoch; its first ``warmup_steps`` steps are not timed (the arena trainer's
-own ``trainer.warmup_steps``, and the same skip in the bare loop).
+The first ``warmup_steps`` steps of each call are not timed (the arena trainer's own
+``trainer.warmup_steps``, and the same skip in the bare loop). With ``"clock": "cpu"`` the
+throughput timers read the process's CPU seconds instead of wall time.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import dataclasses
 import gc
 import json
 import os
+import shutil
+import statistics
 import sys
 import tempfile
+import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -40,12 +48,37 @@ from framework_arena.child import _Channel, _Reporter  # noqa: E402
 from framework_arena.trainers import get_trainer  # noqa: E402
 from framework_arena.trainers.base import Stopwatch, TrainSettings  # noqa: E402
 
+
+class _ThreadClock:
+    """CPU seconds spent in the SQLAlchemy store's ``log_batch`` off the main thread (MLflow's
+    asynchronous logging thread), summed; installed on the class before any store exists."""
+
+    spent = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        original = SqlAlchemyStore.log_batch
+
+        def log_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                return original(self, *args, **kwargs)
+            start = time.thread_time()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                cls.spent += time.thread_time() - start
+
+        SqlAlchemyStore.log_batch = log_batch  # type: ignore[method-assign]
+
+
 class _Timed:
     """The reporter, timing what its step and epoch calls take inside ``fit`` (the training
     thread's share of tracking: building metrics, queueing the asynchronous request)."""
 
     def __init__(self, inner: _Reporter) -> None:
-        self.inner, self.spent = inner, 0.0
+        self.inner, self.spent, self.end = inner, 0.0, 0.0
 
     def on_train_begin(self, info: Any) -> None:
         self.inner.on_train_begin(info)
@@ -61,17 +94,36 @@ class _Timed:
         self.spent += time.perf_counter() - start
 
     def on_train_end(self, logs: Any) -> None:
-        self.inner.on_train_end(logs)
+        start = time.perf_counter()
+        self.inner.on_train_end(logs)  # tracked: sends what is buffered and waits for it
+        self.end = time.perf_counter() - start
 
 
 OPTIM = {"name": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}
+
+
+def _alternate(rounds: int, kinds: dict[str, Callable[[], dict[str, Any]]], label: str) -> list[dict[str, Any]]:
+    names, out, start = list(kinds), [], time.perf_counter()
+    for r in range(rounds):
+        measured = {}
+        for name in names if r % 2 == 0 else names[::-1]:
+            gc.collect()  # cheap after gc.freeze(): what one call allocated is not collected inside the next
+            measured[name] = kinds[name]()
+        out.append(measured)
+        if (r + 1) % max(1, rounds // 5) == 0 or r + 1 == rounds:
+            print(f"  {label}: round {r + 1}/{rounds} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    return out
+
+
+T0 = time.perf_counter()
 
 
 def main(p: dict[str, Any]) -> dict[str, Any]:
     fw, backend = p["framework"], p.get("backend")
     if p.get("clock") == "cpu":
         Stopwatch.clock = Bare.clock = staticmethod(time.process_time)
-    data = data_mod.load({"name": "synthetic", "shape": p["shape"], "num_samples": p["num_samples"], "num_classes": 10, "noise": 0.3, "val_fraction": 0.1, "test_fraction": 0.05}, 0)
+    _ThreadClock.install()
+    data = data_mod.load({"name": "synthetic", "shape": p["shape"], "num_samples": p["num_samples"], "num_classes": 10, "noise": 0.3, "val_fraction": 0.05, "test_fraction": 0.05}, 0)
     spec = models.build_spec(p["model"], data.input_shape, data.num_classes)
     weights = models.init_weights(spec, 0)
     settings = TrainSettings(1, p["batch_size"], 0, p["threads"], "cpu", OPTIM, warmup_steps=p["warmup_steps"])
@@ -80,7 +132,6 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     trainer.build()
     bare = BARE[fw](spec, weights, data, p["batch_size"], OPTIM, 0)
     channel = _Channel(open(os.devnull, "w"))
-    n_train = len(data.train.y)
 
     store = tempfile.mkdtemp(prefix="arena-bench-")
     uri = f"sqlite:///{store}/mlflow.db"
@@ -91,54 +142,68 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     client = MlflowClient(uri)
     exp = ensure_experiment(client, "bench")
 
-    def arena(tracked: bool) -> dict[str, float]:
-        logger = None
-        trainer.settings = dataclasses.replace(settings, log_every_n_steps=p["log_every_n_steps"] if tracked else 0)
-        if tracked:
-            logger = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked").info.run_id)
+    def arena(epochs: int, tracked: bool = False) -> dict[str, Any]:
+        trainer.settings = dataclasses.replace(settings, epochs=epochs, log_every_n_steps=p["log_every_n_steps"] if tracked else 0)
+        logger = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked").info.run_id) if tracked else None
         reporter = _Reporter(channel, logger)
         timed = _Timed(reporter)
+        before = _ThreadClock.spent
+        start = time.perf_counter()
         trainer.fit(data, timed)
         if logger:
-            logger.close()
-            client.set_terminated(logger.run_id)
-        return {"samples_per_s": reporter.history[-1]["train_samples_per_s"], "fit_time_s": reporter.end_logs["fit_time_s"], "callback_s": timed.spent}
+            logger.close()  # waits for the last asynchronous requests
+        wall = time.perf_counter() - start
+        # The run stays RUNNING in this scratch store, deleted at the end: MLflow's
+        # set_terminated waits ~1 s for its asynchronous queue's thread, per call.
+        return {
+            "samples_per_s": [h["train_samples_per_s"] for h in reporter.history],
+            "wall_s": wall,
+            "fit_time_s": reporter.end_logs["fit_time_s"],
+            "callback_s": timed.spent,  # on_step_end and on_epoch_end
+            "end_s": timed.end,  # on_train_end: tracked, the last request sent and waited for
+            "logging_thread_s": _ThreadClock.spent - before,
+        }
 
-    def bare_run() -> dict[str, float]:
-        return {"samples_per_s": bare.epoch(p["warmup_steps"])}
-
-    def autolog_run() -> dict[str, float]:
+    def autolog(epochs: int) -> dict[str, Any]:
         import mlflow
 
         mlflow.set_tracking_uri(uri)
         mlflow.keras.autolog(log_every_n_steps=p["log_every_n_steps"], log_models=False, log_datasets=False, silent=True)
         try:
             with mlflow.start_run(experiment_id=exp, run_name=f"{fw}-autolog"):
-                trainer.settings = dataclasses.replace(settings, log_every_n_steps=0)
-                reporter = _Reporter(channel, None)
-                trainer.fit(data, reporter)
+                trainer.settings = dataclasses.replace(settings, epochs=epochs, log_every_n_steps=0)
+                before = _ThreadClock.spent
+                start = time.perf_counter()
+                trainer.fit(data, _Reporter(channel, None))
                 mlflow.flush_async_logging()
+                wall = time.perf_counter() - start
         finally:
             mlflow.keras.autolog(disable=True)
-        return {"fit_time_s": reporter.end_logs["fit_time_s"]}
+        return {"wall_s": wall, "logging_thread_s": _ThreadClock.spent - before}
 
-    kinds = {"arena": lambda: arena(False), "bare": bare_run, "tracked": lambda: arena(True)}
-    if fw == "keras" and p.get("autolog", True):
-        kinds["autolog"] = autolog_run
+    print(f"  [{fw}] ready after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
+    harness = {"arena": lambda: arena(1), "bare": lambda: {"samples_per_s": [bare.epoch(p["warmup_steps"])]}}
     # Warm-up: every path once (tracing, compilation, the store's schema), not recorded.
-    for run in kinds.values():
+    epoch_s = statistics.median(arena(1)["wall_s"] for _ in range(3))
+    bare.epoch(p["warmup_steps"])
+    # A tracking call lasts about tracking_call_s whatever the framework's speed: the per-run
+    # costs (the closing flush) weigh the same everywhere.
+    et = max(2, round(p["tracking_call_s"] / epoch_s))
+    tracking = {"untracked": lambda: arena(et), "tracked": lambda: arena(et, tracked=True)}
+    if fw == "keras" and p.get("autolog", True):
+        tracking["autolog"] = lambda: autolog(et)
+    for run in tracking.values():
         run()
-    names = list(kinds)
-    rounds: list[dict[str, dict[str, float]]] = []
-    for r in range(p["rounds"]):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        measured = {}
-        for name in order:
-            gc.collect()  # what one path allocated (MLflow, SQLAlchemy) is not collected inside the next
-            measured[name] = kinds[name]()
-        rounds.append(measured)
-        print(f"[{fw}] round {r + 1}/{p['rounds']}: " + ", ".join(f"{k} {v}" for k, v in rounds[-1].items()), file=sys.stderr, flush=True)
-    return {"framework": fw, "backend": backend, "info": info, "train_samples": n_train, "rounds": rounds, "loadavg": os.getloadavg()}
+    print(f"  [{fw}] warmed up after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
+    gc.collect()
+    gc.freeze()  # what exists now is never scanned again: a collection between calls stays cheap
+    rounds = _alternate(p["rounds"], harness, f"[{fw}] harness")
+    tracking_rounds = _alternate(p["rounds_tracking"], tracking, f"[{fw}] tracking")
+    shutil.rmtree(store, ignore_errors=True)
+    return {
+        "framework": fw, "backend": backend, "info": info, "train_samples": len(data.train.y),
+        "epochs_tracking": et, "rounds": rounds, "tracking_rounds": tracking_rounds, "loadavg": os.getloadavg(),
+    }
 
 
 if __name__ == "__main__":

@@ -27,10 +27,19 @@ def test_overhead_smoke_gives_every_figure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = {f["figure"]: f for f in _json_lines(proc.stdout)}
-    expected = {"harness_ratio", "arena_samples_per_s", "bare_samples_per_s", "tracking_ratio", "tracking_in_loop_ratio", "autolog_ratio", "trial_start_s", "bare_import_s", "start_overhead_s"}
+    expected = {
+        "harness_ratio", "arena_samples_per_s", "bare_samples_per_s", "tracking_ratio", "tracking_cost_ratio",
+        "tracking_in_loop_ms_per_epoch", "logging_thread_ms_per_epoch", "tracking_end_ms", "autolog_ratio",
+        "trial_start_s", "bare_import_s", "start_overhead_s",
+    }
     assert expected <= set(figures), sorted(figures)
     assert all(f["framework"] == "keras" and f["value"] == f["value"] for f in figures.values())  # no NaN
     assert figures["harness_ratio"]["target"] == ">= 0.97" and figures["tracking_ratio"]["target"] == "<= 1.03"
+    for name in ("harness_ratio", "tracking_ratio", "tracking_cost_ratio"):
+        lo, hi = figures[name]["ci90"]
+        assert lo <= hi and figures[name]["value"] > 0, figures[name]
+    # The logging thread's requests were seen and timed: the counted cost is not a silent zero.
+    assert figures["logging_thread_ms_per_epoch"]["value"] > 0 and figures["tracking_cost_ratio"]["value"] > 1
     text = out.read_text()
     assert "## Machine" in text and "Load average" in text and '"figure": "harness_ratio"' in text
 
