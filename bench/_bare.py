@@ -25,10 +25,6 @@ class Bare:
     def epoch(self, skip: int) -> float:
         raise NotImplementedError
 
-    def epochs(self, n: int, skip: int) -> list[float]:
-        """``n`` epochs' samples/s; only the first skips ``skip`` steps (as one arena ``fit``)."""
-        return [self.epoch(skip if i == 0 else 0) for i in range(n)]
-
 
 class BareTorch(Bare):
     def __init__(self, spec: Any, weights: Sequence[Sequence[np.ndarray]], data: Dataset, batch_size: int, optim: dict[str, Any], seed: int) -> None:
