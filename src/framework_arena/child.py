@@ -76,14 +76,19 @@ class _Reporter:
             self.logger.on_train_begin(info)
         self.conn.send(["begin", dict(info)])
 
+    # Step and epoch metrics go to the parent, which sends them to MLflow (tracking.MetricSender):
+    # no MLflow request runs in this process while it trains. The logger keeps a copy for the
+    # offline save.
     def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        logs = {k: float(v) for k, v in logs.items()}
         if self.logger:
-            self.logger.on_step_end(step, logs)
+            self.logger.keep(logs, step)
+        self.conn.send(["step", step, logs])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         logs = {k: float(v) for k, v in logs.items()}  # train_samples_per_s once past the warm-up
         if self.logger:
-            self.logger.on_epoch_end(epoch, logs)
+            self.logger.keep(logs, epoch)
         self.history.append({"epoch": epoch, **logs})
         self.conn.send(["epoch", epoch, logs])
 

@@ -141,13 +141,21 @@ def _messages(proc: subprocess.Popen[bytes]) -> Iterator[list[Any]]:
                 yield json.loads(line)
 
 
-def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResult) -> dict[str, Any] | None:
-    """Relays the child's messages until it exits; returns its summary, or None."""
+def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResult, sender: Any = None) -> dict[str, Any] | None:
+    """Relays the child's messages until it exits; returns its summary, or None.
+
+    ``sender`` (a :class:`~framework_arena.tracking.MetricSender`) gets the step and epoch metrics.
+    """
     summary = None
     for msg in _messages(proc):
-        if msg[0] == "epoch":
+        if msg[0] == "step":
+            if sender is not None:
+                sender.add(msg[2], msg[1])
+        elif msg[0] == "epoch":
             result.metrics.update(msg[2])
             progress.epoch(msg[2])
+            if sender is not None:
+                sender.add(msg[2], msg[1])
         elif msg[0] == "result":
             summary = msg[1]
         elif msg[0] == "error":
@@ -185,8 +193,9 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
 
     run = None
     offline = None
+    sender = None
     if tk["name"] != "none":
-        from framework_arena.tracking import RunHandle, configure_http, offline_dir
+        from framework_arena.tracking import MetricSender, RunHandle, configure_http, offline_dir
 
         configure_http(tk)  # fail fast when the server is gone: this process and the child
         run = RunHandle(tk["uri"], tk["experiment"])
@@ -203,6 +212,7 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         result.run_id = run.start(name, tags, container)
         result.tracking_uri = run.uri
         offline = offline_dir(result.run_id)
+        sender = MetricSender(run.uri, result.run_id)
 
     from framework_arena.child import environment
 
@@ -222,20 +232,23 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
             assert proc.stdin is not None
             proc.stdin.write(json.dumps({"cfg": container, "uri": result.tracking_uri, "run_id": result.run_id, "offline_dir": offline}).encode())
             proc.stdin.close()
-            summary = _watch(proc, progress, result)
+            summary = _watch(proc, progress, result, sender)
     except TrialInterrupted as e:
         _stop(proc)
+        _close(sender, quiet=True)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
         _finish(run, result, container, sweep)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
+        _close(sender, quiet=True)
         result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
         _finish(run, result, container, sweep)
         raise
     finally:
         progress.close()
+    _close(sender)
     result.seconds = time.perf_counter() - start
     if summary is not None and proc.returncode == 0:
         result.status = "FINISHED"
@@ -245,6 +258,19 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result, container, sweep)
     return result
+
+
+def _close(sender: Any, quiet: bool = False) -> None:
+    """Sends the last metrics before the run's status is set; ``quiet`` while another error is
+    on its way (a metrics error must not hide it)."""
+    if sender is None:
+        return
+    try:
+        sender.close()
+    except Exception as e:  # noqa: BLE001 - only strict mode raises here
+        if not quiet:
+            raise
+        log.warning("Could not send the last metrics of run %s: %s", sender.run_id, e)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:

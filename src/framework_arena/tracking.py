@@ -2,7 +2,9 @@
 
 The launching process (:class:`RunHandle`) creates the run, logs params, tags and the config, and
 owns the final status, so a run ends FINISHED, FAILED or KILLED whatever happens to the child.
-The child (:class:`RunLogger`) logs metrics, the learning curves and the model to that run id
+It also sends the training metrics the child reports over its pipe (:class:`MetricSender`), so
+that no MLflow request runs in the training process while it trains. The child
+(:class:`RunLogger`) logs the final figures, the learning curves and the model to that run id
 through ``MlflowClient`` only: no fluent active run, whose ``atexit`` hook would mark a crashed
 child FINISHED.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -247,8 +250,76 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
 
 
+class MetricSender:
+    """Sends one run's training metrics from the launching process, in a thread of its own.
+
+    The child reports every epoch's (and, with ``tracking.log_every_n_steps``, every n-th step's)
+    metrics over its pipe; the runner hands them to :meth:`add`. Requests go at most once per
+    ``SEND_EVERY_S`` (and at :meth:`close`), so short epochs share one. A request costs ~4 ms of
+    Python plus ~0.1 ms per metric on SQLite: made in the training process, by MLflow's
+    asynchronous thread, that work competed with the training loop for the GIL
+    (``bench/overhead.py``); here it runs beside it, in another process.
+
+    When the server stops answering, no further request is made (the child keeps every metric
+    for its offline copy, see :class:`RunLogger`).
+    """
+
+    #: MLflow's limit of metrics in one log_batch request.
+    MAX_BATCH = 1000
+    SEND_EVERY_S = 1.0
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.client = MlflowClient(uri)
+        self.uri, self.run_id = uri, run_id
+        self.lost: BaseException | None = None
+        self.error: BaseException | None = None  # strict mode: raised by close()
+        self._queue: list[Metric] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"arena-metrics-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def add(self, metrics: Mapping[str, float], step: int) -> None:
+        batch = _metric_batch(metrics, step)
+        with self._lock:
+            self._queue.extend(batch)
+
+    def _loop(self) -> None:
+        while True:
+            closing = self._closing.wait(self.SEND_EVERY_S)
+            with self._lock:
+                batch, self._queue = self._queue, []
+            for i in range(0, len(batch), self.MAX_BATCH):
+                self._send(batch[i : i + self.MAX_BATCH])
+            if closing:
+                return
+
+    def _send(self, batch: list[Metric]) -> None:
+        if self.lost is not None or self.error is not None:
+            return
+        try:
+            self.client.log_batch(self.run_id, metrics=batch)
+        except Exception as e:  # noqa: BLE001
+            if unreachable(e):
+                self.lost = e
+                log.warning("MLflow tracking server at %s is unreachable (could not log metrics); no further requests for run %s", redact_text(self.uri), self.run_id)
+            elif strict():
+                self.error = e
+            else:
+                log.warning("MLflow could not log metrics for run %s: %s", self.run_id, e)
+
+    def close(self) -> None:
+        """Sends what is queued, waits for it, and stops the thread; raises in strict mode what failed."""
+        self._closing.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class RunLogger:
-    """The child's logger: implements the trainer callback contract against one run id.
+    """The child's logger for one run id: tags at the start, the final figures, the learning
+    curves and the model at the end. Training metrics go to the parent (:class:`MetricSender`);
+    :meth:`keep` records them here for the offline copy.
 
     When the server stops answering, the logger makes no further request (training goes on,
     undelayed) and keeps the trial on disk in ``offline_dir`` instead: ``metrics.json`` (every
@@ -262,20 +333,8 @@ class RunLogger:
             ``./arena-offline/<run_id>``).
     """
 
-    #: MLflow's limit of metrics in one log_batch request.
-    MAX_BATCH = 1000
-    #: Epoch and step metrics are sent at most this often (and at the end of training). A
-    #: request costs the logging thread ~4 ms of Python plus ~0.1 ms per metric on SQLite, time
-    #: it holds the GIL the training loop also needs: one request per 0.13 s epoch was ~4% of
-    #: the epoch in that thread's CPU alone; once a second, short epochs share one request and
-    #: the UI still updates live (bench/overhead.py, logging_thread_ms_per_epoch).
-    SEND_EVERY_S = 1.0
-
     def __init__(self, uri: str, run_id: str, offline_dir: str | None = None) -> None:
         self.client = MlflowClient(uri)
-        self._buffer: list[Metric] = []  # step and epoch metrics waiting for the next request
-        self._last_sent = time.monotonic()
-        self._pending: list[Any] = []  # MLflow RunOperations of asynchronous requests
         self._monitor: Any = None
         self.uri = uri
         self.run_id = run_id
@@ -317,29 +376,13 @@ class RunLogger:
     def log_text(self, text: str, path: str) -> None:
         self._safe(f"log {path}", self.client.log_text, self.run_id, redact_text(text), path)
 
-    def _log_async(self, metrics: list[Metric]) -> None:
-        # Queued to MLflow's background logging thread: the training loop does not wait for the
-        # store (a SQLite commit is ~25 ms, mostly I/O); flush() waits and raises what failed.
-        self._last_sent = time.monotonic()
-        self.kept["metrics"] += [{"key": m.key, "value": m.value, "step": m.step} for m in metrics]
-        for i in range(0, len(metrics), self.MAX_BATCH):
-            op = self._safe("log metrics", self.client.log_batch, self.run_id, metrics=metrics[i : i + self.MAX_BATCH], synchronous=False)
-            if op is not None:
-                self._pending.append(op)
-
-    def flush(self) -> None:
-        """Sends the buffered step metrics and waits for every asynchronous request."""
-        if self._buffer:
-            self._log_async(self._buffer)
-            self._buffer = []
-        pending, self._pending = self._pending, []
-        for op in pending:
-            self._safe("log metrics", op.wait)
+    def keep(self, metrics: Mapping[str, float], step: int) -> None:
+        """Records metrics the parent sends (:class:`MetricSender`) for the offline copy only."""
+        self.kept["metrics"] += [{"key": k, "value": float(v), "step": step} for k, v in metrics.items()]
 
     def close(self, raise_if_lost: bool = True) -> None:
-        """Flushes, stops the system metrics monitor, and, if the server went away, keeps the
-        results on disk and raises :class:`TrackingUnavailable` naming that folder."""
-        self.flush()
+        """Stops the system metrics monitor, and, if the server went away, keeps the results on
+        disk and raises :class:`TrackingUnavailable` naming that folder."""
         if self._monitor is not None:
             self._safe("stop system metrics", self._monitor.finish)
             self._monitor = None
@@ -356,25 +399,8 @@ class RunLogger:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
         self.log_metrics({"num_params": info["num_params"]}, step=0)
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        """Buffers per-step metrics (``step`` = optimizer step); they go with the next request."""
-        now = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), now, step) for k, v in logs.items())
-        if len(self._buffer) >= self.MAX_BATCH:
-            self._log_async(self._buffer)
-            self._buffer = []
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Buffers the epoch's metrics; sends the buffer once ``SEND_EVERY_S`` passed since the last request."""
-        self._buffer.extend(_metric_batch(logs, epoch))
-        if time.monotonic() - self._last_sent >= self.SEND_EVERY_S:
-            batch, self._buffer = self._buffer, []
-            self._log_async(batch)
-
     def on_train_end(self, logs: Mapping[str, float]) -> None:
-        """Sends the end figures with whatever is buffered, in one request, and waits for all."""
-        self._buffer.extend(_metric_batch(logs, 0))
-        self.flush()
+        self.log_metrics(logs, step=0)
 
     def start_system_metrics(self, interval_s: float = 2.0) -> None:
         """Samples CPU, memory, disk, network and (with pynvml) GPU as ``system/*`` metrics.
