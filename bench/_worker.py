@@ -11,13 +11,14 @@ and threads live side by side. Two phases of alternating rounds, the order flipp
    machine other work slows stretches of a fraction of a second by tens of percent, so only a
    fine alternation gives both loops the same conditions; ``overhead.py`` compares the medians
    of all their epochs.
-2. tracking: a ``fit`` of about ``tracking_call_s`` seconds (whole epochs) untracked, against the same ``fit``
-   logging to a SQLite MLflow store through the real ``RunLogger`` (per-step metrics on,
-   ``log_every_n_steps``), and for Keras against ``mlflow.keras.autolog()``. Each call records
-   its wall time (``fit`` and the closing flush), the time spent inside the reporter's step and
-   epoch calls (``callback_s``) and its end call (``end_s``: the last request, waited for), and the CPU time MLflow's logging thread spent on the requests
-   (``logging_thread_s``): everything tracking costs, counted rather than inferred from two
-   noisy wall times.
+2. tracking: a ``fit`` of about ``tracking_call_s`` seconds (whole epochs) untracked, against the
+   same ``fit`` tracked to a SQLite MLflow store as a trial is (per-step metrics on,
+   ``log_every_n_steps``): the child's ``RunLogger`` and reporter here, the runner's
+   ``MetricSender`` in a process of its own (``_sender.py``) fed through a pipe; and for Keras
+   against ``mlflow.keras.autolog()``. Each call records its wall time (``fit`` until the last
+   metrics are sent), the time spent inside the reporter's step and epoch calls
+   (``callback_s``) and its end call (``end_s``), and the sender process's CPU time
+   (``sender_cpu_s``, work done beside training, on another core).
 
 The first ``warmup_steps`` steps of each call are not timed (the arena trainer's own
 ``trainer.warmup_steps``, and the same skip in the bare loop). With ``"clock": "cpu"`` the
@@ -32,9 +33,9 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any, Callable
 
@@ -49,28 +50,23 @@ from framework_arena.trainers import get_trainer  # noqa: E402
 from framework_arena.trainers.base import Stopwatch, TrainSettings  # noqa: E402
 
 
-class _ThreadClock:
-    """CPU seconds spent in the SQLAlchemy store's ``log_batch`` off the main thread (MLflow's
-    asynchronous logging thread), summed; installed on the class before any store exists."""
+class _Parent:
+    """The runner's side of a tracked trial, in a process of its own (``_sender.py``): the
+    reporter's channel writes into it, and it sends the metrics with ``MetricSender``."""
 
-    spent = 0.0
+    def __init__(self, uri: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "_sender.py"), uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.channel = _Channel(self.proc.stdin)
 
-    @classmethod
-    def install(cls) -> None:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    def start(self, run_id: str) -> None:
+        self.channel.send(["run", run_id])
 
-        original = SqlAlchemyStore.log_batch
-
-        def log_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread() is threading.main_thread():
-                return original(self, *args, **kwargs)
-            start = time.thread_time()
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                cls.spent += time.thread_time() - start
-
-        SqlAlchemyStore.log_batch = log_batch  # type: ignore[method-assign]
+    def close(self) -> float:
+        """Waits until the run's last metrics are sent; the CPU seconds the sender spent on it."""
+        self.channel.send(["close"])
+        assert self.proc.stdout is not None
+        return float(json.loads(self.proc.stdout.readline())["cpu_s"])
 
 
 class _Timed:
@@ -122,7 +118,6 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     fw, backend = p["framework"], p.get("backend")
     if p.get("clock") == "cpu":
         Stopwatch.clock = Bare.clock = staticmethod(time.process_time)
-    _ThreadClock.install()
     data = data_mod.load({"name": "synthetic", "shape": p["shape"], "num_samples": p["num_samples"], "num_classes": 10, "noise": 0.3, "val_fraction": 0.05, "test_fraction": 0.05}, 0)
     spec = models.build_spec(p["model"], data.input_shape, data.num_classes)
     weights = models.init_weights(spec, 0)
@@ -142,16 +137,22 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     client = MlflowClient(uri)
     exp = ensure_experiment(client, "bench")
 
+    parent = _Parent(uri)
+
     def arena(epochs: int, tracked: bool = False) -> dict[str, Any]:
         trainer.settings = dataclasses.replace(settings, epochs=epochs, log_every_n_steps=p["log_every_n_steps"] if tracked else 0)
-        logger = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked").info.run_id) if tracked else None
-        reporter = _Reporter(channel, logger)
+        logger = None
+        if tracked:  # as the runner and the child do: the parent sends the training metrics
+            logger = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked").info.run_id)
+            parent.start(logger.run_id)
+        reporter = _Reporter(parent.channel if tracked else channel, logger)
         timed = _Timed(reporter)
-        before = _ThreadClock.spent
         start = time.perf_counter()
         trainer.fit(data, timed)
+        sender_s = 0.0
         if logger:
-            logger.close()  # waits for the last asynchronous requests
+            logger.close()
+            sender_s = parent.close()  # the last metrics sent, as before the runner sets the status
         wall = time.perf_counter() - start
         # The run stays RUNNING in this scratch store, deleted at the end: MLflow's
         # set_terminated waits ~1 s for its asynchronous queue's thread, per call.
@@ -161,7 +162,7 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
             "fit_time_s": reporter.end_logs["fit_time_s"],
             "callback_s": timed.spent,  # on_step_end and on_epoch_end
             "end_s": timed.end,  # on_train_end: tracked, the last request sent and waited for
-            "logging_thread_s": _ThreadClock.spent - before,
+            "sender_cpu_s": sender_s,
         }
 
     def autolog(epochs: int) -> dict[str, Any]:
@@ -172,14 +173,13 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         try:
             with mlflow.start_run(experiment_id=exp, run_name=f"{fw}-autolog"):
                 trainer.settings = dataclasses.replace(settings, epochs=epochs, log_every_n_steps=0)
-                before = _ThreadClock.spent
                 start = time.perf_counter()
                 trainer.fit(data, _Reporter(channel, None))
                 mlflow.flush_async_logging()
                 wall = time.perf_counter() - start
         finally:
             mlflow.keras.autolog(disable=True)
-        return {"wall_s": wall, "logging_thread_s": _ThreadClock.spent - before}
+        return {"wall_s": wall}
 
     print(f"  [{fw}] ready after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
     harness = {"arena": lambda: arena(1), "bare": lambda: {"samples_per_s": [bare.epoch(p["warmup_steps"])]}}
@@ -199,6 +199,9 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     gc.freeze()  # what exists now is never scanned again: a collection between calls stays cheap
     rounds = _alternate(p["rounds"], harness, f"[{fw}] harness")
     tracking_rounds = _alternate(p["rounds_tracking"], tracking, f"[{fw}] tracking")
+    assert parent.proc.stdin is not None
+    parent.proc.stdin.close()
+    parent.proc.wait()
     shutil.rmtree(store, ignore_errors=True)
     return {
         "framework": fw, "backend": backend, "info": info, "train_samples": len(data.train.y),
