@@ -6,19 +6,20 @@ The process has the trial's environment (threads, ``KERAS_BACKEND``) from ``chil
 One arena trainer and one bare loop (``_bare.py``) of the same model, weights, data, batch size
 and threads live side by side. Two phases of alternating rounds, the order flipped every round:
 
-1. harness: one epoch of the arena trainer's ``fit`` (the child's real reporter, no tracking)
-   against one epoch of the hand-written loop. Epochs are short and rounds many: on a shared
-   machine other work slows stretches of a fraction of a second by tens of percent, so only a
-   fine alternation gives both loops the same conditions; ``overhead.py`` compares the medians
-   of all their epochs.
-2. tracking: a ``fit`` of about ``tracking_call_s`` seconds (whole epochs) untracked, against the
-   same ``fit`` tracked to a SQLite MLflow store as a trial is (per-step metrics on,
-   ``log_every_n_steps``): the child's ``RunLogger`` and reporter here, the runner's
-   ``MetricSender`` in a process of its own (``_sender.py``) fed through a pipe; and for Keras
-   against ``mlflow.keras.autolog()``. Each call records its wall time (``fit`` until the last
-   metrics are sent), the time spent inside the reporter's step and epoch calls
-   (``callback_s``) and its end call (``end_s``), and the sender process's CPU time
-   (``sender_cpu_s``, work done beside training, on another core).
+1. epochs, in two phases of rounds of one short epoch per variant, the order flipped every
+   round: ``harness`` pairs the arena trainer's ``fit`` untracked (the child's real reporter)
+   with the hand-written loop; ``tracking`` pairs it with the same ``fit`` tracked as a trial is
+   (per-step metrics on, ``log_every_n_steps``): the child's ``RunLogger`` and reporter here,
+   the runner's ``MetricSender`` in a process of its own (``_sender.py``) fed through a pipe,
+   one run for the whole phase. Epochs are short and rounds many: on a shared machine other
+   work slows stretches of a fraction of a second by tens of percent, so only a fine alternation
+   gives the variants the same conditions. Each call records samples/s past the warm-up,
+   ``fit_time_s`` (steps, validation, callbacks) and the time inside the reporter's step and
+   epoch calls (``callback_s``).
+2. runs: a few whole tracked runs of about ``run_s`` seconds (new run, closed: the per-run
+   costs, ``end_s`` in the child's end call and ``close_s`` waiting for the launching process's
+   last request, and the sender process's CPU time ``sender_cpu_s``), and for Keras the same
+   ``fit`` under ``mlflow.keras.autolog()``, in alternation.
 
 The first ``warmup_steps`` steps of each call are not timed (the arena trainer's own
 ``trainer.warmup_steps``, and the same skip in the bare loop). With ``"clock": "cpu"`` the
@@ -149,10 +150,12 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         timed = _Timed(reporter)
         start = time.perf_counter()
         trainer.fit(data, timed)
-        sender_s = 0.0
+        sender_s = close_s = 0.0
         if logger:
             logger.close()
+            close_start = time.perf_counter()
             sender_s = parent.close()  # the last metrics sent, as before the runner sets the status
+            close_s = time.perf_counter() - close_start
         wall = time.perf_counter() - start
         # The run stays RUNNING in this scratch store, deleted at the end: MLflow's
         # set_terminated waits ~1 s for its asynchronous queue's thread, per call.
@@ -163,7 +166,17 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
             "callback_s": timed.spent,  # on_step_end and on_epoch_end
             "end_s": timed.end,  # on_train_end: tracked, the last request sent and waited for
             "sender_cpu_s": sender_s,
+            "close_s": close_s,  # waiting for the launching process's last request
         }
+
+    def tracked_epoch() -> dict[str, Any]:
+        """One epoch of the session's tracked run (one run for the whole phase: its per-run costs
+        are measured in the ``runs`` phase)."""
+        trainer.settings = dataclasses.replace(settings, epochs=1, log_every_n_steps=p["log_every_n_steps"])
+        reporter = _Reporter(parent.channel, session)
+        timed = _Timed(reporter)
+        trainer.fit(data, timed)
+        return {"samples_per_s": [h["train_samples_per_s"] for h in reporter.history], "fit_time_s": reporter.end_logs["fit_time_s"], "callback_s": timed.spent}
 
     def autolog(epochs: int) -> dict[str, Any]:
         import mlflow
@@ -182,30 +195,39 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         return {"wall_s": wall}
 
     print(f"  [{fw}] ready after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
+    session = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked-epochs").info.run_id)
     harness = {"arena": lambda: arena(1), "bare": lambda: {"samples_per_s": [bare.epoch(p["warmup_steps"])]}}
+    tracking = {"arena": lambda: arena(1), "tracked": tracked_epoch}
     # Warm-up: every path once (tracing, compilation, the store's schema), not recorded.
     epoch_s = statistics.median(arena(1)["wall_s"] for _ in range(3))
     bare.epoch(p["warmup_steps"])
-    # A tracking call lasts about tracking_call_s whatever the framework's speed: the per-run
-    # costs (the closing flush) weigh the same everywhere.
-    et = max(2, round(p["tracking_call_s"] / epoch_s))
-    tracking = {"untracked": lambda: arena(et), "tracked": lambda: arena(et, tracked=True)}
+    # A whole tracked run lasts about run_s whatever the framework's speed.
+    et = max(2, round(p["run_s"] / epoch_s))
+    runs = {"run": lambda: arena(et, tracked=True)}
     if fw == "keras" and p.get("autolog", True):
-        tracking["autolog"] = lambda: autolog(et)
-    for run in tracking.values():
+        runs["autolog"] = lambda: autolog(et)
+    for run in runs.values():
         run()
+    parent.start(session.run_id)
+    tracked_epoch()
     print(f"  [{fw}] warmed up after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
     gc.collect()
     gc.freeze()  # what exists now is never scanned again: a collection between calls stays cheap
+    # Two variants per phase, their order flipped every round: with three in one round, torch's
+    # arena/bare ratio moved by 4-9% with the rotation (0.96 and 0.91 in two runs, 1.00 in five
+    # runs of pairs).
     rounds = _alternate(p["rounds"], harness, f"[{fw}] harness")
-    tracking_rounds = _alternate(p["rounds_tracking"], tracking, f"[{fw}] tracking")
+    tracking_rounds = _alternate(p["rounds"], tracking, f"[{fw}] tracking")
+    session.close()
+    parent.close()
+    run_rounds = _alternate(p["rounds_runs"], runs, f"[{fw}] runs")
     assert parent.proc.stdin is not None
     parent.proc.stdin.close()
     parent.proc.wait()
     shutil.rmtree(store, ignore_errors=True)
     return {
         "framework": fw, "backend": backend, "info": info, "train_samples": len(data.train.y),
-        "epochs_tracking": et, "rounds": rounds, "tracking_rounds": tracking_rounds, "loadavg": os.getloadavg(),
+        "epochs_per_run": et, "rounds": rounds, "tracking_rounds": tracking_rounds, "run_rounds": run_rounds, "loadavg": os.getloadavg(),
     }
 
 

@@ -11,16 +11,16 @@ Figures, per framework (``_worker.py`` describes the two phases of alternating r
    model, initial weights, data, batch size and threads, warm-up steps left out of both, one short
    epoch each, back to back. Target >= 0.97. (The machine's speed also drifts by a third over
    minutes: pooled medians of each side, printed for scale, mix those states; pairs do not.)
-2. ``tracking_ratio``: median over rounds of the wall time of a ~``tracking_call_s`` s ``fit``
-   tracked as a trial is (``tracking=local``: a SQLite store, per-epoch metrics and
-   ``log_every_n_steps`` per-step metrics, sent by the launching process's ``MetricSender``; the
-   final figures from the child) until its last metrics are sent / the same ``fit`` untracked.
-   Target <= 1.03. Two noisy wall times: it comes with ``tracking_cost_ratio``, the cost counted
-   in the training process instead: (untracked time + the time inside the tracked step and epoch
-   callbacks + the end call) / untracked time, with its parts ``tracking_in_loop_ms_per_epoch``
-   and ``tracking_end_ms`` (once per run). ``sender_cpu_ms_per_epoch`` is the work the
-   launching process does beside training, on the other core. ``autolog_ratio``
-   (Keras): our tracked time / the same ``fit`` under ``mlflow.keras.autolog(log_every_n_steps=...)``.
+2. ``tracking_ratio``: median over rounds of a tracked epoch's ``fit_time_s`` (steps,
+   validation, callbacks: the child reporting per-step metrics every ``log_every_n_steps`` steps
+   and the epoch's metrics to the launching process, whose ``MetricSender`` sends them to a
+   SQLite store from another process) / the untracked epoch's of the same round. Target <= 1.03.
+   ``tracking_cost_ratio`` counts instead of comparing: (untracked epoch + the time inside the
+   tracked step and epoch callbacks) / untracked epoch. Once per run, outside the epochs:
+   ``tracking_end_ms`` (the child's end-of-training request and the wait for the launching
+   process's last one); beside training, on the other core: ``sender_cpu_ms_per_epoch``.
+   ``autolog_ratio`` (Keras): a whole tracked run's wall time / the same ``fit`` under
+   ``mlflow.keras.autolog(log_every_n_steps=...)``.
 3. ``trial_start_s``: spawning the trial's child process until it has imported the framework,
    loaded the data, set up and built the model (its ``begin`` message), against
    ``bare_import_s``: ``python -c "import <framework>"`` in the same environment.
@@ -52,11 +52,11 @@ from framework_arena.child import environment  # noqa: E402
 
 PROFILES = {
     # num_samples: synthetic 16x16 images, 90% of them trained on (7112: 100 steps of 64 per
-    # epoch); rounds: harness rounds of one epoch each; rounds_tracking: tracking rounds of a fit
-    # of about tracking_call_s seconds per variant.
-    "smoke": {"num_samples": 2000, "rounds": 3, "rounds_tracking": 2, "tracking_call_s": 0.0, "start_pairs": 1, "warmup_steps": 2, "log_every_n_steps": 5},
-    "quick": {"num_samples": 7112, "rounds": 80, "rounds_tracking": 12, "tracking_call_s": 1.0, "start_pairs": 2, "warmup_steps": 5, "log_every_n_steps": 10},
-    "full": {"num_samples": 7112, "rounds": 300, "rounds_tracking": 30, "tracking_call_s": 3.0, "start_pairs": 7, "warmup_steps": 5, "log_every_n_steps": 10},
+    # epoch); rounds: rounds of one epoch per variant; rounds_runs: rounds of whole tracked runs
+    # of about run_s seconds (and autolog).
+    "smoke": {"num_samples": 2000, "rounds": 3, "rounds_runs": 1, "run_s": 0.0, "start_pairs": 1, "warmup_steps": 2, "log_every_n_steps": 5},
+    "quick": {"num_samples": 7112, "rounds": 56, "rounds_runs": 3, "run_s": 1.5, "start_pairs": 2, "warmup_steps": 5, "log_every_n_steps": 10},
+    "full": {"num_samples": 7112, "rounds": 200, "rounds_runs": 10, "run_s": 3.0, "start_pairs": 7, "warmup_steps": 5, "log_every_n_steps": 10},
 }
 MODEL = {"name": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.1, "init": "glorot_uniform"}
 FRAMEWORKS = {"torch": None, "tensorflow": None, "keras": "tensorflow"}
@@ -112,7 +112,7 @@ def bare_import_s(framework: str, threads: int) -> float:
 def measure(framework: str, threads: int, profile: dict[str, Any], clock: str) -> dict[str, Any]:
     params = {
         "framework": framework, "backend": FRAMEWORKS[framework], "threads": threads, "model": MODEL, "clock": clock,
-        "shape": [16, 16, 1], "batch_size": 64, **{k: profile[k] for k in ("num_samples", "rounds", "rounds_tracking", "tracking_call_s", "warmup_steps", "log_every_n_steps")},
+        "shape": [16, 16, 1], "batch_size": 64, **{k: profile[k] for k in ("num_samples", "rounds", "rounds_runs", "run_s", "warmup_steps", "log_every_n_steps")},
     }
     env = environment(trial_cfg(framework, threads), os.environ)
     out = run_json([python(), str(Path(__file__).with_name("_worker.py")), json.dumps(params)], env, timeout=1800)
@@ -133,45 +133,42 @@ def _ci90(rounds: list[dict[str, Any]], figure: Callable[[list[dict[str, Any]]],
 
 
 def _harness(rounds: list[dict[str, Any]]) -> float:
-    # Paired: the two epochs of a round ran a fraction of a second apart, under the same load.
+    # Paired: the epochs of a round ran a fraction of a second apart, under the same load.
     return med(r["arena"]["samples_per_s"][0] / r["bare"]["samples_per_s"][0] for r in rounds)
 
 
-def _extra(r: dict[str, Any]) -> float:
-    """Seconds tracking added to one call in the training process, by count: the tracked step,
-    epoch and end callbacks beyond the untracked ones."""
-    t, u = r["tracked"], r["untracked"]
-    return t["callback_s"] - u["callback_s"] + t["end_s"] - u["end_s"]
+def _tracking(rounds: list[dict[str, Any]]) -> float:
+    return med(r["tracked"]["fit_time_s"] / r["arena"]["fit_time_s"] for r in rounds)
+
+
+def _counted(rounds: list[dict[str, Any]]) -> float:
+    """The untracked epoch plus what tracking's callbacks took in the training process."""
+    return med((r["arena"]["fit_time_s"] + r["tracked"]["callback_s"] - r["arena"]["callback_s"]) / r["arena"]["fit_time_s"] for r in rounds)
 
 
 def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
-    fw, rounds, trounds, et = out["framework"], out["rounds"], out["tracking_rounds"], out["epochs_tracking"]
-    ratio_figures: dict[str, tuple[Callable[[list[dict[str, Any]]], float], str | None]] = {
-        "harness_ratio": (_harness, ">= 0.97"),
-    }
-    tracking_figures: dict[str, tuple[Callable[[list[dict[str, Any]]], float], str | None]] = {
-        "tracking_ratio": (lambda rs: med(r["tracked"]["wall_s"] / r["untracked"]["wall_s"] for r in rs), "<= 1.03"),
-        "tracking_cost_ratio": (lambda rs: med((r["untracked"]["wall_s"] + _extra(r)) / r["untracked"]["wall_s"] for r in rs), "<= 1.03"),
-    }
-    if all("autolog" in r for r in trounds):
-        tracking_figures["autolog_ratio"] = (lambda rs: med(r["tracked"]["wall_s"] / r["autolog"]["wall_s"] for r in rs), None)
-    rows = [(name, fn(rounds), "ratio", t, _ci90(rounds, fn), "harness") for name, (fn, t) in ratio_figures.items()]
-    rows += [(name, fn(trounds), "ratio", t, _ci90(trounds, fn), "tracking") for name, (fn, t) in tracking_figures.items()]
-    rows += [
-        ("arena_samples_per_s", med(x for r in rounds for x in r["arena"]["samples_per_s"]), "samples/s", None, None, "harness"),
-        ("bare_samples_per_s", med(x for r in rounds for x in r["bare"]["samples_per_s"]), "samples/s", None, None, "harness"),
-        ("tracking_in_loop_ms_per_epoch", med(1e3 * (r["tracked"]["callback_s"] - r["untracked"]["callback_s"]) / et for r in trounds), "ms", None, None, "tracking"),
-        ("sender_cpu_ms_per_epoch", med(1e3 * r["tracked"]["sender_cpu_s"] / et for r in trounds), "ms", None, None, "tracking"),
-        ("tracking_end_ms", med(1e3 * r["tracked"]["end_s"] for r in trounds), "ms", None, None, "tracking"),
-        ("untracked_ms_per_epoch", med(1e3 * r["untracked"]["wall_s"] / et for r in trounds), "ms", None, None, "tracking"),
+    fw, rounds, trounds, runs, et = out["framework"], out["rounds"], out["tracking_rounds"], out["run_rounds"], out["epochs_per_run"]
+    rows = [
+        ("harness_ratio", _harness(rounds), "ratio", ">= 0.97", _ci90(rounds, _harness), "epochs"),
+        ("tracking_ratio", _tracking(trounds), "ratio", "<= 1.03", _ci90(trounds, _tracking), "epochs"),
+        ("tracking_cost_ratio", _counted(trounds), "ratio", "<= 1.03", _ci90(trounds, _counted), "epochs"),
+        ("arena_samples_per_s", med(r["arena"]["samples_per_s"][0] for r in rounds), "samples/s", None, None, "epochs"),
+        ("bare_samples_per_s", med(r["bare"]["samples_per_s"][0] for r in rounds), "samples/s", None, None, "epochs"),
+        ("untracked_ms_per_epoch", med(1e3 * r["arena"]["fit_time_s"] for r in trounds), "ms", None, None, "epochs"),
+        ("tracking_in_loop_ms_per_epoch", med(1e3 * (r["tracked"]["callback_s"] - r["arena"]["callback_s"]) for r in trounds), "ms", None, None, "epochs"),
+        ("tracking_end_ms", med(1e3 * (r["run"]["end_s"] + r["run"]["close_s"]) for r in runs), "ms", None, None, "runs"),
+        ("sender_cpu_ms_per_epoch", med(1e3 * r["run"]["sender_cpu_s"] / et for r in runs), "ms", None, None, "runs"),
     ]
+    if all("autolog" in r for r in runs):
+        fn = lambda rs: med(r["run"]["wall_s"] / r["autolog"]["wall_s"] for r in rs)  # noqa: E731
+        rows.append(("autolog_ratio", fn(runs), "ratio", None, _ci90(runs, fn), "runs"))
     start, imp = med(out["trial_start_s"]), med(out["bare_import_s"])
     n = len(out["trial_start_s"])
     rows += [(name, v, "s", None, None, "start") for name, v in (("trial_start_s", start), ("bare_import_s", imp), ("start_overhead_s", start - imp))]
-    counts = {"harness": {"rounds": len(rounds), "epochs_per_round": 1}, "tracking": {"rounds": len(trounds), "epochs_per_round": et}, "start": {"pairs": n}}
+    counts = {"epochs": {"rounds": len(rounds), "epochs_per_round": 1}, "runs": {"rounds": len(runs), "epochs_per_run": et}, "start": {"pairs": n}}
     return [
         {"figure": name, "framework": fw, "value": round(v, 4), "unit": unit, **({"target": t} if t else {}), **({"ci90": ci} if ci else {}),
-         "clock": "wall" if phase != "harness" else out["clock"], **counts[phase]}
+         "clock": "wall" if phase != "epochs" else out["clock"], **counts[phase]}
         for name, v, unit, t, ci, phase in rows
     ]
 
@@ -183,8 +180,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="a few seconds of work per framework: checks the script")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset of torch,tensorflow,keras")
     ap.add_argument("--threads", type=int, default=1, help="trainer.threads for every framework (default 1: steadier on a shared machine)")
-    ap.add_argument("--rounds", type=int, help="harness rounds per framework (overrides the mode's)")
-    ap.add_argument("--rounds-tracking", type=int, help="tracking rounds per framework (overrides the mode's)")
+    ap.add_argument("--rounds", type=int, help="rounds of one epoch per variant, per framework (overrides the mode's)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time (default), or the process's CPU seconds: the work done, robust to other load (use with --threads 1)")
     ap.add_argument("--nice", type=int, default=0, help="add this to the benchmark's scheduling priority (negative needs root): less disturbed by other processes")
     ap.add_argument("--out", type=Path, help="the Markdown results file (default bench/results/overhead[-quick].md)")
@@ -193,8 +189,6 @@ def main() -> None:
     profile = dict(PROFILES[name])
     if args.rounds:
         profile["rounds"] = args.rounds
-    if args.rounds_tracking:
-        profile["rounds_tracking"] = args.rounds_tracking
     suffix = ("" if name == "full" else f"-{name}") + ("-cpu" if args.clock == "cpu" else "")
     out_path = args.out or RESULTS / f"overhead{suffix}.md"
     if args.nice:
@@ -205,7 +199,7 @@ def main() -> None:
     for fw in args.frameworks.split(","):
         if fw not in FRAMEWORKS:
             sys.exit(f"Expected --frameworks from {list(FRAMEWORKS)}. Received: {fw!r}")
-        print(f"== {fw}: {profile['rounds']} harness rounds, {profile['rounds_tracking']} tracking rounds", file=sys.stderr, flush=True)
+        print(f"== {fw}: {profile['rounds']} rounds of epochs, {profile['rounds_runs']} of runs", file=sys.stderr, flush=True)
         results.append({**measure(fw, args.threads, profile, args.clock), "clock": args.clock})
         figs += figures(results[-1])
     load_end = os.getloadavg()
@@ -232,14 +226,14 @@ def main() -> None:
         )
     setup = (
         f"mode `{name}`: synthetic 16x16x1 data, {profile['num_samples']} samples (90% trained: {results[0]['train_samples']}), mlp {MODEL['hidden']}, "
-        f"batch 64, trainer.threads={args.threads}, clock={args.clock}, nice {os.nice(0)}; harness: {profile['rounds']} alternating rounds of one epoch, "
-        f"first {profile['warmup_steps']} steps untimed; tracking: {profile['rounds_tracking']} alternating rounds of a ~{profile['tracking_call_s']} s fit "
-        f"({', '.join(str(o['epochs_tracking']) for o in results)} epochs), "
+        f"batch 64, trainer.threads={args.threads}, clock={args.clock}, nice {os.nice(0)}; {profile['rounds']} rounds of one epoch per pair (harness, tracking), "
+        f"first {profile['warmup_steps']} steps untimed; {profile['rounds_runs']} rounds of whole tracked runs of ~{profile['run_s']} s "
+        f"({', '.join(str(o['epochs_per_run']) for o in results)} epochs), "
         f"tracking.log_every_n_steps={profile['log_every_n_steps']}; {profile['start_pairs']} start/import pairs. Took {time.perf_counter() - t0:.0f} s."
     )
     print("\n" + "\n".join(table) + "\n" + setup)
     command = " ".join(["python bench/overhead.py", *sys.argv[1:]])
-    raw = ["", "## Raw rounds", "", *(f"- {o['framework']}: " + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"]}) for o in results)]
+    raw = ["", "## Raw rounds", "", *(f"- {o['framework']}: " + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"], "runs": o["run_rounds"]}) for o in results)]
     write_results(out_path, "Harness and tracking overhead", command, mach, ["## Results", "", setup, "", *table, *raw], figs, load_end)
     print(f"results: {out_path}")
     for f in figs:
