@@ -248,7 +248,12 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         raise
     finally:
         progress.close()
-    _close(sender)
+    try:
+        _close(sender)
+    except Exception as e:  # strict mode: a request MLflow refused; the run still gets a status
+        result.status, result.reason, result.message = "FAILED", "exception", f"arena could not send the metrics: {e!r}"
+        _finish(run, result, container, sweep)
+        raise
     result.seconds = time.perf_counter() - start
     if summary is not None and proc.returncode == 0:
         result.status = "FINISHED"
