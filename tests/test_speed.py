@@ -85,3 +85,20 @@ def test_tensorflow_xla_in_bf16(store: str) -> None:
     m = run.data.metrics
     assert 0 < m["compile_time_s"] <= m["time_to_first_step_s"] and m["infer_latency_ms_p50"] > 0
     assert m["val_accuracy"] > 0.5  # bf16 compute still learns
+
+
+@slow
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_running_loss_sent_by_the_launcher_adds_up_to_the_epoch_loss(store: str, framework: str) -> None:
+    # Reports every 5 of the 20 steps of an epoch: the running loss is summed a few steps at a
+    # time, and its last report of an epoch covers all of it, so it must equal train_loss.
+    overrides = [f"framework={framework}", "trainer.epochs=2", "trainer.threads=1", "tracking.log_every_n_steps=5", "tracking.log_model=false", f"tracking.uri={store}"]
+    result = run_trial(compose(overrides), overrides)
+    assert result.status == "FINISHED", result.message
+    client = MlflowClient(store)
+    running = {m.step: m.value for m in client.get_metric_history(result.run_id, "train_loss_running")}
+    assert sorted(running) == list(range(5, 2 * DIGITS_STEPS + 1, 5))
+    epoch_loss = {m.step: m.value for m in client.get_metric_history(result.run_id, "train_loss")}
+    for epoch in (1, 2):
+        assert running[epoch * DIGITS_STEPS] == pytest.approx(epoch_loss[epoch], rel=1e-5)
+    assert running[5] != pytest.approx(running[DIGITS_STEPS])  # an early report is not the whole epoch's

@@ -231,7 +231,7 @@ class TensorFlowTrainer(Trainer):
                 stopwatch.step_end(len(idx))
                 if log_every and stopwatch.step % log_every == 0:
                     k = len(losses)
-                    running += float(np.dot([float(v) for v in losses[summed:]], sizes[summed:]))
+                    running += float(np.dot(tf.stack(losses[summed:]).numpy().astype(np.float64), sizes[summed:]))  # one read back
                     seen += sum(sizes[summed:])
                     summed = k
                     callback.on_step_end(stopwatch.step, {"train_loss_running": running / seen})
