@@ -87,9 +87,11 @@ class BareTensorFlow(Bare):
     def epoch(self, skip: int) -> float:
         x, y, bs, step = self.x, self.y, self.bs, self.step
         perm = self.rng.permutation(len(y))
+        loss = None
         for k, i in enumerate(range(0, len(y), bs)):
             if k == skip:
-                loss.numpy() if k else None
+                if loss is not None:  # the skipped steps must have finished before the clock starts
+                    loss.numpy()
                 start = self.clock()
             idx = perm[i : i + bs]
             loss = step(x[idx], y[idx])

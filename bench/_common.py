@@ -63,7 +63,9 @@ def run_json(cmd: Sequence[str], env: dict[str, str], timeout: float) -> dict[st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_results(path: Path, title: str, command: str, mach: dict[str, Any], sections: Sequence[str], figures: Sequence[dict[str, Any]], load_end: Sequence[float]) -> None:
+def write_results(
+    path: Path, title: str, command: str, mach: dict[str, Any], sections: Sequence[str], figures: Sequence[dict[str, Any]], load_end: Sequence[float]
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         f"# {title}",

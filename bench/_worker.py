@@ -56,7 +56,9 @@ class _Parent:
     reporter's channel writes into it, and it sends the metrics with ``MetricSender``."""
 
     def __init__(self, uri: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "_sender.py"), uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "_sender.py"), uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.channel = _Channel(self.proc.stdin)
 
@@ -119,7 +121,18 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     fw, backend = p["framework"], p.get("backend")
     if p.get("clock") == "cpu":
         Stopwatch.clock = Bare.clock = staticmethod(time.process_time)
-    data = data_mod.load({"name": "synthetic", "shape": p["shape"], "num_samples": p["num_samples"], "num_classes": 10, "noise": 0.3, "val_fraction": 0.05, "test_fraction": 0.05}, 0)
+    data = data_mod.load(
+        {
+            "name": "synthetic",
+            "shape": p["shape"],
+            "num_samples": p["num_samples"],
+            "num_classes": 10,
+            "noise": 0.3,
+            "val_fraction": 0.05,
+            "test_fraction": 0.05,
+        },
+        0,
+    )
     spec = models.build_spec(p["model"], data.input_shape, data.num_classes)
     weights = models.init_weights(spec, 0)
     settings = TrainSettings(1, p["batch_size"], 0, p["threads"], "cpu", OPTIM, warmup_steps=p["warmup_steps"])
@@ -226,8 +239,15 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     parent.proc.wait()
     shutil.rmtree(store, ignore_errors=True)
     return {
-        "framework": fw, "backend": backend, "info": info, "train_samples": len(data.train.y),
-        "epochs_per_run": et, "rounds": rounds, "tracking_rounds": tracking_rounds, "run_rounds": run_rounds, "loadavg": os.getloadavg(),
+        "framework": fw,
+        "backend": backend,
+        "info": info,
+        "train_samples": len(data.train.y),
+        "epochs_per_run": et,
+        "rounds": rounds,
+        "tracking_rounds": tracking_rounds,
+        "run_rounds": run_rounds,
+        "loadavg": os.getloadavg(),
     }
 
 

@@ -46,20 +46,52 @@ def generate(uri: str, runs: int, epochs: int, seed: int = 0) -> str:
             rid = uuid.uuid4().hex
             speed = {"torch": 30000, "tensorflow": 60000}.get(fw, 15000) * (1 + 0.1 * rng.standard_normal())
             acc = float(np.clip(0.95 + 0.01 * rng.standard_normal(), 0, 1))
-            rows: list = [m.SqlRun(run_uuid=rid, name=f"{fw}-{i}", source_type="LOCAL", source_name="bench", entry_point_name="", user_id="bench", status="FINISHED",
-                                   start_time=now + i, end_time=now + i + 1, source_version="", lifecycle_stage="active", artifact_uri=f"file:///tmp/{rid}", experiment_id=int(exp_id))]
+            rows: list = [
+                m.SqlRun(
+                    run_uuid=rid,
+                    name=f"{fw}-{i}",
+                    source_type="LOCAL",
+                    source_name="bench",
+                    entry_point_name="",
+                    user_id="bench",
+                    status="FINISHED",
+                    start_time=now + i,
+                    end_time=now + i + 1,
+                    source_version="",
+                    lifecycle_stage="active",
+                    artifact_uri=f"file:///tmp/{rid}",
+                    experiment_id=int(exp_id),
+                )
+            ]
             tags = {"arena.kind": "trial", "arena.framework": fw, "arena.model": ("mlp", "cnn")[i % 2], "arena.data": "digits", "mlflow.runName": f"{fw}-{i}"}
             if backend:
                 tags["arena.backend"] = backend
             rows += [m.SqlTag(key=k, value=v, run_uuid=rid) for k, v in tags.items()]
-            params = {"framework.name": fw, "model.name": tags["arena.model"], "trainer.seed": str(i // 10 % 5), "trainer.batch_size": "64", "trainer.epochs": str(epochs), "optim.lr": "0.001"}
+            params = {
+                "framework.name": fw,
+                "model.name": tags["arena.model"],
+                "trainer.seed": str(i // 10 % 5),
+                "trainer.batch_size": "64",
+                "trainer.epochs": str(epochs),
+                "optim.lr": "0.001",
+            }
             rows += [m.SqlParam(key=k, value=v, run_uuid=rid) for k, v in params.items()]
-            final = {"test_accuracy": acc, "test_loss": 1 - acc, "peak_rss_mb": 700 + 50 * rng.random(), "import_time_s": 2 + rng.random(), "time_to_first_step_s": 0.5 * rng.random(),
-                     "infer_latency_ms_p50": 0.5 + rng.random(), "train_samples_per_s": speed}
+            final = {
+                "test_accuracy": acc,
+                "test_loss": 1 - acc,
+                "peak_rss_mb": 700 + 50 * rng.random(),
+                "import_time_s": 2 + rng.random(),
+                "time_to_first_step_s": 0.5 * rng.random(),
+                "infer_latency_ms_p50": 0.5 + rng.random(),
+                "train_samples_per_s": speed,
+            }
             for k, v in final.items():
-                rows += [m.SqlMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid), m.SqlLatestMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid)]
+                rows += [
+                    m.SqlMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid),
+                    m.SqlLatestMetric(key=k, value=float(v), timestamp=now, step=epochs, is_nan=False, run_uuid=rid),
+                ]
             for e in range(1, epochs + 1):
-                curve = {"val_accuracy": acc * (1 - 0.5 ** e), "train_loss": 2 * 0.6**e, "epoch_time_s": 1000 / speed}
+                curve = {"val_accuracy": acc * (1 - 0.5**e), "train_loss": 2 * 0.6**e, "epoch_time_s": 1000 / speed}
                 for k, v in curve.items():
                     rows.append(m.SqlMetric(key=k, value=float(v), timestamp=now + e, step=e, is_nan=False, run_uuid=rid))
                     if e == epochs:
@@ -79,8 +111,8 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from framework_arena.compare.run import compare
     from framework_arena.compare.query import TRIAL_FILTER
+    from framework_arena.compare.run import compare
     from framework_arena.tracking import Reader
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

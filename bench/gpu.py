@@ -41,7 +41,16 @@ CASES = [
     ("tensorflow xla", ["framework=tensorflow", "framework.compile=true"]),
     ("keras-tensorflow fp32", ["framework=keras", "framework.backend=tensorflow"]),
 ]
-FIGURES = ("train_samples_per_s", "time_to_first_step_s", "compile_time_s", "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s", "gpu_peak_mem_mb", "peak_rss_mb")
+FIGURES = (
+    "train_samples_per_s",
+    "time_to_first_step_s",
+    "compile_time_s",
+    "infer_latency_ms_p50",
+    "infer_latency_ms_p95",
+    "infer_samples_per_s",
+    "gpu_peak_mem_mb",
+    "peak_rss_mb",
+)
 SMOKE_CASES = ("torch fp32", "torch bf16", "keras-torch fp32")
 
 
@@ -68,11 +77,23 @@ def main() -> None:
 
         if not gpu_visible():
             sys.exit("bench/gpu.py: no GPU is visible here (see `nvidia-smi`); run with --device cpu --smoke to check the script")
-        print(subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip())
+        print(
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"], capture_output=True, text=True
+            ).stdout.strip()
+        )
     from framework_arena.runner import run_trial
 
     if args.smoke:
-        size = ["data.num_samples=600", "trainer.epochs=2", "trainer.batch_size=64", "trainer.threads=1", "trainer.inference_runs=5", "trainer.inference_batch_size=128", "model=mlp"]
+        size = [
+            "data.num_samples=600",
+            "trainer.epochs=2",
+            "trainer.batch_size=64",
+            "trainer.threads=1",
+            "trainer.inference_runs=5",
+            "trainer.inference_batch_size=128",
+            "model=mlp",
+        ]
     else:
         size = ["data.num_samples=60000", "trainer.epochs=3", "trainer.batch_size=256", "model=cnn"]
     wanted = args.cases.split(",") if args.cases else (SMOKE_CASES if args.smoke else [c[0] for c in CASES])

@@ -78,7 +78,14 @@ def trial_start_s(framework: str, threads: int) -> float:
     """Seconds from spawning ``python -m framework_arena.child`` to its ``begin`` message."""
     cfg = trial_cfg(framework, threads)
     start = time.perf_counter()
-    proc = subprocess.Popen([python(), "-m", "framework_arena.child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment(cfg, os.environ), text=True)
+    proc = subprocess.Popen(
+        [python(), "-m", "framework_arena.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=environment(cfg, os.environ),
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps({"cfg": cfg, "uri": None, "run_id": None}))
     proc.stdin.close()
@@ -98,7 +105,9 @@ def bare_import_s(framework: str, threads: int) -> float:
     ``begin`` message: the interpreter's shutdown, seconds for TensorFlow, is not counted)."""
     env = environment(trial_cfg(framework, threads), os.environ)
     start = time.perf_counter()
-    proc = subprocess.Popen([python(), "-c", f"import {IMPORT[framework]}; print('imported', flush=True)"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [python(), "-c", f"import {IMPORT[framework]}; print('imported', flush=True)"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - start
@@ -111,8 +120,14 @@ def bare_import_s(framework: str, threads: int) -> float:
 
 def measure(framework: str, threads: int, profile: dict[str, Any], clock: str) -> dict[str, Any]:
     params = {
-        "framework": framework, "backend": FRAMEWORKS[framework], "threads": threads, "model": MODEL, "clock": clock,
-        "shape": [16, 16, 1], "batch_size": 64, **{k: profile[k] for k in ("num_samples", "rounds", "rounds_runs", "run_s", "warmup_steps", "log_every_n_steps")},
+        "framework": framework,
+        "backend": FRAMEWORKS[framework],
+        "threads": threads,
+        "model": MODEL,
+        "clock": clock,
+        "shape": [16, 16, 1],
+        "batch_size": 64,
+        **{k: profile[k] for k in ("num_samples", "rounds", "rounds_runs", "run_s", "warmup_steps", "log_every_n_steps")},
     }
     env = environment(trial_cfg(framework, threads), os.environ)
     out = run_json([python(), str(Path(__file__).with_name("_worker.py")), json.dumps(params)], env, timeout=1800)
@@ -167,8 +182,16 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
     rows += [(name, v, "s", None, None, "start") for name, v in (("trial_start_s", start), ("bare_import_s", imp), ("start_overhead_s", start - imp))]
     counts = {"epochs": {"rounds": len(rounds), "epochs_per_round": 1}, "runs": {"rounds": len(runs), "epochs_per_run": et}, "start": {"pairs": n}}
     return [
-        {"figure": name, "framework": fw, "value": round(v, 4), "unit": unit, **({"target": t} if t else {}), **({"ci90": ci} if ci else {}),
-         "clock": "wall" if phase != "epochs" else out["clock"], **counts[phase]}
+        {
+            "figure": name,
+            "framework": fw,
+            "value": round(v, 4),
+            "unit": unit,
+            **({"target": t} if t else {}),
+            **({"ci90": ci} if ci else {}),
+            "clock": "wall" if phase != "epochs" else out["clock"],
+            **counts[phase],
+        }
         for name, v, unit, t, ci, phase in rows
     ]
 
@@ -181,8 +204,15 @@ def main() -> None:
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset of torch,tensorflow,keras")
     ap.add_argument("--threads", type=int, default=1, help="trainer.threads for every framework (default 1: steadier on a shared machine)")
     ap.add_argument("--rounds", type=int, help="rounds of one epoch per variant, per framework (overrides the mode's)")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time (default), or the process's CPU seconds: the work done, robust to other load (use with --threads 1)")
-    ap.add_argument("--nice", type=int, default=0, help="add this to the benchmark's scheduling priority (negative needs root): less disturbed by other processes")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time (default), or the process's CPU seconds: the work done, robust to other load (use with --threads 1)",
+    )
+    ap.add_argument(
+        "--nice", type=int, default=0, help="add this to the benchmark's scheduling priority (negative needs root): less disturbed by other processes"
+    )
     ap.add_argument("--out", type=Path, help="the Markdown results file (default bench/results/overhead[-quick].md)")
     args = ap.parse_args()
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -233,7 +263,12 @@ def main() -> None:
     )
     print("\n" + "\n".join(table) + "\n" + setup)
     command = " ".join(["python bench/overhead.py", *sys.argv[1:]])
-    raw = ["", "## Raw rounds", "", *(f"- {o['framework']}: " + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"], "runs": o["run_rounds"]}) for o in results)]
+    raw = [
+        "",
+        "## Raw rounds",
+        "",
+        *(f"- {o['framework']}: " + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"], "runs": o["run_rounds"]}) for o in results),
+    ]
     write_results(out_path, "Harness and tracking overhead", command, mach, ["## Results", "", setup, "", *table, *raw], figs, load_end)
     print(f"results: {out_path}")
     for f in figs:

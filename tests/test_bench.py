@@ -23,14 +23,26 @@ def test_overhead_smoke_gives_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "overhead.md"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "overhead.py"), "--smoke", "--frameworks", "keras", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = {f["figure"]: f for f in _json_lines(proc.stdout)}
     expected = {
-        "harness_ratio", "arena_samples_per_s", "bare_samples_per_s", "untracked_ms_per_epoch", "tracking_ratio", "tracking_cost_ratio",
-        "tracking_in_loop_ms_per_epoch", "sender_cpu_ms_per_epoch", "tracking_end_ms", "autolog_ratio",
-        "trial_start_s", "bare_import_s", "start_overhead_s",
+        "harness_ratio",
+        "arena_samples_per_s",
+        "bare_samples_per_s",
+        "untracked_ms_per_epoch",
+        "tracking_ratio",
+        "tracking_cost_ratio",
+        "tracking_in_loop_ms_per_epoch",
+        "sender_cpu_ms_per_epoch",
+        "tracking_end_ms",
+        "autolog_ratio",
+        "trial_start_s",
+        "bare_import_s",
+        "start_overhead_s",
     }
     assert expected <= set(figures), sorted(figures)
     assert all(f["framework"] == "keras" and f["value"] == f["value"] for f in figures.values())  # no NaN
@@ -50,7 +62,9 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
     out = tmp_path / "gpu.md"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "gpu.py"), "--device", "cpu", "--smoke", "--cases", "torch bf16", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = _json_lines(proc.stdout)

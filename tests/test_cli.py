@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import run_arena
+from mlflow.tracking import MlflowClient
 
 
 @pytest.mark.slow
@@ -28,6 +27,7 @@ def test_default_run_from_an_empty_folder(tmp_path: Path) -> None:
 
 def test_tracking_none_trains_without_touching_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import compose
+
     from framework_arena.runner import run_trial
 
     monkeypatch.chdir(tmp_path)

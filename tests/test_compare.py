@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pytest
+from conftest import run_compare
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import run_compare
 from framework_arena.compare.query import NothingToCompare
 from framework_arena.compare.run import compare
 
@@ -63,11 +63,14 @@ def _rank(store: str, tmp_path: Path, weights: Mapping[str, float], **cfg_extra:
 
 
 def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, tmp_path: Path) -> None:
-    _plant(store, {
-        "torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}] * 2,
-        "tensorflow": [{"train_samples_per_s": 200, "test_accuracy": 0.9}] * 2,
-        "keras-jax": [{"train_samples_per_s": 400, "test_accuracy": 0.6}] * 2,
-    })
+    _plant(
+        store,
+        {
+            "torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}] * 2,
+            "tensorflow": [{"train_samples_per_s": 200, "test_accuracy": 0.9}] * 2,
+            "keras-jax": [{"train_samples_per_s": 400, "test_accuracy": 0.6}] * 2,
+        },
+    )
     # Throughput scores 0.25, 0.5, 1; quality scores 1, 1, 0.6/0.9. Equal weights:
     ranking = _rank(store, tmp_path, {"train_throughput": 1, "quality": 1})
     got = {r.group: r for r in ranking.rows}
@@ -84,11 +87,14 @@ def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, t
 
 
 def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store: str, tmp_path: Path) -> None:
-    _plant(store, {
-        "torch": [{"train_samples_per_s": 100}, {"train_samples_per_s": 300}],
-        "tensorflow": [{"train_samples_per_s": 150}, {"train_samples_per_s": 250}],
-        "keras-torch": [{"train_samples_per_s": 1000}, {"train_samples_per_s": 1000}],
-    })
+    _plant(
+        store,
+        {
+            "torch": [{"train_samples_per_s": 100}, {"train_samples_per_s": 300}],
+            "tensorflow": [{"train_samples_per_s": 150}, {"train_samples_per_s": 250}],
+            "keras-torch": [{"train_samples_per_s": 1000}, {"train_samples_per_s": 1000}],
+        },
+    )
     ranking = _rank(store, tmp_path, {"train_throughput": 1, "inference_latency": 5})
     rows = {r.group: r for r in ranking.rows}
     # Medians 200 and 200 of 1000; resampled medians 100..300 and 150..250 overlap: a tie for 2nd.
@@ -172,10 +178,17 @@ def test_every_ranking_profile_composes_and_validates(profile: str) -> None:
 
 def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store: str, tmp_path: Path) -> None:
     small, large = {"param:data.num_samples": 1000}, {"param:data.num_samples": 100000}
-    _plant(store, {
-        "torch": [{**small, "train_samples_per_s": 500}, {**large, "train_samples_per_s": 400}, {"param:data.num_samples": 1000000, "train_samples_per_s": 50}],
-        "tensorflow": [{**small, "train_samples_per_s": 300}, {**large, "train_samples_per_s": 800}],
-    })
+    _plant(
+        store,
+        {
+            "torch": [
+                {**small, "train_samples_per_s": 500},
+                {**large, "train_samples_per_s": 400},
+                {"param:data.num_samples": 1000000, "train_samples_per_s": 50},
+            ],
+            "tensorflow": [{**small, "train_samples_per_s": 300}, {**large, "train_samples_per_s": 800}],
+        },
+    )
     ranking = _rank(store, tmp_path, {"large_data": 1})
     rows = {r.group: r for r in ranking.rows}
     # 100000 is the largest size both ran (torch's 1,000,000 has no TensorFlow counterpart).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import compose, run_arena
 from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from conftest import compose, run_arena
 from framework_arena import config as c
 from framework_arena.runner import resolve
 
@@ -113,7 +113,8 @@ def _assert_no_run_created(cwd: Path) -> None:
         (["framework.compile=maybe"], "Value 'maybe' is not a valid bool"),
         (["trainer.precision=fp8"], "Expected trainer.precision in ('fp32', 'bf16'). Received: trainer.precision='fp8'"),
         pytest.param(
-            ["trainer.device=cuda"], "Received: trainer.device='cuda'",
+            ["trainer.device=cuda"],
+            "Received: trainer.device='cuda'",
             marks=pytest.mark.skipif(c.gpu_visible(), reason="this machine has a GPU"),
         ),
     ],

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import compose
 from mlflow.tracking import MlflowClient
 
-from conftest import compose
 from framework_arena.runner import run_trial
 
 SLOW_TRIAL = ["data=synthetic", "data.num_samples=40000", "trainer.epochs=200", "model.hidden=[256,256]"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import compose
+
 from framework_arena import models
 from framework_arena.runner import resolve
 

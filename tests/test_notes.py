@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+from conftest import compose
+
 from framework_arena import notes
 from framework_arena.runner import resolve
-
-from conftest import compose
 
 METRICS = {"val_accuracy": 0.84758, "test_accuracy": 0.7918, "val_loss": 1.17, "train_samples_per_s": 26874.3, "fit_time_s": 3.27, "num_params": 17226.0}
 
@@ -32,7 +32,17 @@ def test_failed_trial_note_gives_the_reason_on_one_line() -> None:
 
 
 def _rows(n: int) -> list[dict]:
-    return [{"job": i, "status": "FINISHED", "run_name": f"torch-mlp-digits-s{i}", "run_id": f"{i:032x}", "objective": 0.8 + i / 1000, "overrides": f"trainer.seed={i}"} for i in range(n)]
+    return [
+        {
+            "job": i,
+            "status": "FINISHED",
+            "run_name": f"torch-mlp-digits-s{i}",
+            "run_id": f"{i:032x}",
+            "objective": 0.8 + i / 1000,
+            "overrides": f"trainer.seed={i}",
+        }
+        for i in range(n)
+    ]
 
 
 def test_sweep_note_best_counts_and_linked_trials() -> None:

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_arena
 from mlflow.tracking import MlflowClient
 
-from conftest import run_arena
 from framework_arena import platform, secrets
 
 DOMINO = {
@@ -130,10 +130,16 @@ def test_publish_copies_into_the_artifacts_folder(tmp_path: Path, monkeypatch: p
 def test_domino_example_job_publishes_the_sweep_summary(tmp_path: Path) -> None:
     script = Path(__file__).parents[1] / "examples" / "domino" / "job.sh"
     env = {
-        **os.environ, **DOMINO, "DOMINO_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "FRAMEWORKS": "torch", "SEEDS": "0",
+        **os.environ,
+        **DOMINO,
+        "DOMINO_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "FRAMEWORKS": "torch",
+        "SEEDS": "0",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # arena from this environment
     }
-    proc = subprocess.run(["bash", str(script), "trainer.epochs=1", "tracking.log_model=false"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(script), "trainer.epochs=1", "tracking.log_model=false"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name(DOMINO_EXPERIMENT).experiment_id])

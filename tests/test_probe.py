@@ -18,13 +18,18 @@ def _raising(message: str):
     return predict
 
 
-@pytest.mark.parametrize("message, score", [
-    ("mat1 and mat2 shapes cannot be multiplied (5x128 and 64x128)", 1.0),  # PyTorch: shapes, no layer
-    ("Can not cast TensorSpec(shape=(5, 8, 8, 2), dtype=tf.float32) to TensorSpec(shape=(None, 8, 8, 1))", 1.0),  # tf.function
-    ("Input 0 of layer 'dense' is incompatible with the layer: expected axis -1 of input shape to have value 64, "
-     "but received input with shape (5, 128)", 2.0),  # Keras: shapes and layer
-    ("something went wrong in float32 land", 0.0),
-])
+@pytest.mark.parametrize(
+    "message, score",
+    [
+        ("mat1 and mat2 shapes cannot be multiplied (5x128 and 64x128)", 1.0),  # PyTorch: shapes, no layer
+        ("Can not cast TensorSpec(shape=(5, 8, 8, 2), dtype=tf.float32) to TensorSpec(shape=(None, 8, 8, 1))", 1.0),  # tf.function
+        (
+            "Input 0 of layer 'dense' is incompatible with the layer: expected axis -1 of input shape to have value 64, but received input with shape (5, 128)",
+            2.0,
+        ),  # Keras: shapes and layer
+        ("something went wrong in float32 land", 0.0),
+    ],
+)
 def test_rubric(message: str, score: float) -> None:
     metrics, text = shape_bug(_raising(message), X)
     assert metrics == {"debug_error_clarity": score} and message in text

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import compose
 from mlflow.tracking import MlflowClient
 
-from conftest import compose
 from framework_arena.runner import run_trial
 from framework_arena.trainers.base import Stopwatch
 
@@ -55,8 +55,15 @@ slow = pytest.mark.slow
 @slow
 def test_torch_compile_warm_up_steps_step_metrics_and_system_metrics(store: str) -> None:
     overrides = [
-        "framework=torch", "framework.compile=true", "trainer.epochs=2", "trainer.threads=1", "trainer.warmup_steps=3",
-        "trainer.inference_runs=5", "tracking.log_every_n_steps=4", "tracking.system_metrics=true", "tracking.log_model=false",
+        "framework=torch",
+        "framework.compile=true",
+        "trainer.epochs=2",
+        "trainer.threads=1",
+        "trainer.warmup_steps=3",
+        "trainer.inference_runs=5",
+        "tracking.log_every_n_steps=4",
+        "tracking.system_metrics=true",
+        "tracking.log_model=false",
         f"tracking.uri={store}",
     ]
     result = run_trial(compose(overrides), overrides)
@@ -77,7 +84,15 @@ def test_torch_compile_warm_up_steps_step_metrics_and_system_metrics(store: str)
 
 @slow
 def test_tensorflow_xla_in_bf16(store: str) -> None:
-    overrides = ["framework=tensorflow", "framework.compile=true", "trainer.precision=bf16", "trainer.epochs=2", "trainer.inference_runs=5", "tracking.log_model=false", f"tracking.uri={store}"]
+    overrides = [
+        "framework=tensorflow",
+        "framework.compile=true",
+        "trainer.precision=bf16",
+        "trainer.epochs=2",
+        "trainer.inference_runs=5",
+        "tracking.log_model=false",
+        f"tracking.uri={store}",
+    ]
     result = run_trial(compose(overrides), overrides)
     assert result.status == "FINISHED", result.message
     run = MlflowClient(store).get_run(result.run_id)
@@ -92,7 +107,14 @@ def test_tensorflow_xla_in_bf16(store: str) -> None:
 def test_running_loss_sent_by_the_launcher_adds_up_to_the_epoch_loss(store: str, framework: str) -> None:
     # Reports every 5 of the 20 steps of an epoch: the running loss is summed a few steps at a
     # time, and its last report of an epoch covers all of it, so it must equal train_loss.
-    overrides = [f"framework={framework}", "trainer.epochs=2", "trainer.threads=1", "tracking.log_every_n_steps=5", "tracking.log_model=false", f"tracking.uri={store}"]
+    overrides = [
+        f"framework={framework}",
+        "trainer.epochs=2",
+        "trainer.threads=1",
+        "tracking.log_every_n_steps=5",
+        "tracking.log_model=false",
+        f"tracking.uri={store}",
+    ]
     result = run_trial(compose(overrides), overrides)
     assert result.status == "FINISHED", result.message
     client = MlflowClient(store)

@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import SHOOTOUT_ARGS, SHOOTOUT_OVERRIDES, run_arena
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import run_arena
 from mlflow.tracking import MlflowClient
 
-from conftest import run_arena
 from framework_arena.server import TrackingServer, postgres_bindir
 
 pytestmark = pytest.mark.integration
@@ -69,8 +69,14 @@ def test_unauthenticated_requests_are_refused(server: TrackingServer) -> None:
 
 def test_parallel_sweep_arrives_whole(server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = [
-        "-m", "hydra/launcher=parallel", "tracking=server", f"tracking.uri={server.uri}", "tracking.experiment=team",
-        f"trainer.seed={','.join(map(str, SEEDS))}", f"trainer.epochs={EPOCHS}", "trainer.threads=1",
+        "-m",
+        "hydra/launcher=parallel",
+        "tracking=server",
+        f"tracking.uri={server.uri}",
+        "tracking.experiment=team",
+        f"trainer.seed={','.join(map(str, SEEDS))}",
+        f"trainer.epochs={EPOCHS}",
+        "trainer.threads=1",
     ]
     proc = run_arena(args, tmp_path, timeout=600, env=CREDENTIALS)
     assert proc.returncode == 0, proc.stderr[-3000:]

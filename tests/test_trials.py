@@ -13,11 +13,10 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import mlflow
 import pytest
+from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from framework_arena.runner import TrialResult, run_trial
 from framework_arena.tracking import RunHandle
 
@@ -26,8 +25,15 @@ pytestmark = pytest.mark.slow
 MODELS = ("mlp", "cnn")
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 FINAL_METRICS = (
-    "test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb",
-    "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s",
+    "test_loss",
+    "test_accuracy",
+    "num_params",
+    "import_time_s",
+    "time_to_first_step_s",
+    "peak_rss_mb",
+    "infer_latency_ms_p50",
+    "infer_latency_ms_p95",
+    "infer_samples_per_s",
 )
 
 
@@ -35,7 +41,11 @@ FINAL_METRICS = (
 def trials(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[tuple[str, str], TrialResult]]:
     """Every framework x model with the default settings (10 epochs of digits), one store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
-    cases = {(framework_id(fb), model): [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"] for fb in FRAMEWORKS for model in MODELS}
+    cases = {
+        (framework_id(fb), model): [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"]
+        for fb in FRAMEWORKS
+        for model in MODELS
+    }
     RunHandle(uri, "shootout")  # the store and experiment once, before trials run two at a time
     # Two trials at a time: a trial is mostly its child's single-threaded imports, so this halves
     # the fixture's time on two cores; the trials' figures are not what these tests check.

@@ -23,8 +23,6 @@ from typing import Any, Iterator
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_arena
-
 pytestmark = pytest.mark.e2e
 
 EXPERIMENT = "framework-arena"
@@ -35,9 +33,7 @@ BIN = Path(sys.executable).parent
 
 def _chromium() -> str:
     """The system Chromium, or a skip outside CI that says how to get one (in CI: a failure)."""
-    found = os.environ.get("ARENA_CHROMIUM") or next(
-        (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None
-    )
+    found = os.environ.get("ARENA_CHROMIUM") or next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
     if found:
         return found
     message = "No Chromium found: apt-get install -y chromium (what .ci/run does), or set ARENA_CHROMIUM to a Chrome/Chromium binary"
@@ -228,12 +224,20 @@ def _show_more(page: Any) -> None:
 
 
 def test_comparison_report_renders_in_the_artifact_viewer(page: Any, server: str, sweep: dict[str, Any], shots: Path) -> None:
-    from playwright.sync_api import expect
 
     name = "compare-ui-e2e"  # the shared store may hold other tests' comparison runs
     proc = subprocess.run(
-        [str(BIN / "arena-compare"), f"tracking.uri={sweep['uri']}", f"tracking.experiment={EXPERIMENT}", f"report.run_name={name}", f"hydra.run.dir={shots / 'compare-output'}"],
-        cwd=sweep["folder"], capture_output=True, text=True, timeout=600,
+        [
+            str(BIN / "arena-compare"),
+            f"tracking.uri={sweep['uri']}",
+            f"tracking.experiment={EXPERIMENT}",
+            f"report.run_name={name}",
+            f"hydra.run.dir={shots / 'compare-output'}",
+        ],
+        cwd=sweep["folder"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client: MlflowClient = sweep["client"]

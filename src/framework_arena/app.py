@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 from framework_arena.config import ConfigError, register_configs
 from framework_arena.errors import TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, tracking_for, write_stats
-from framework_arena.secrets import redact_text
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
+from framework_arena.secrets import redact_text
 from framework_arena.sweep import context_for_job, record_job
 
 log = logging.getLogger("arena")
@@ -81,7 +81,9 @@ def train(cfg: DictConfig) -> float:
     objective = cfg.arena.objective
     value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
     if sweep is not None:
-        record_job(sweep, job_num, {**record, "status": result.status, "run_id": result.run_id, "message": result.message if result.status != "FINISHED" else None})
+        record_job(
+            sweep, job_num, {**record, "status": result.status, "run_id": result.run_id, "message": result.message if result.status != "FINISHED" else None}
+        )
     if result.status in ("FINISHED", "SKIPPED"):
         return value
     if result.reason == "exception" and result.run_id:

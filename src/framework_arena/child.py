@@ -14,12 +14,12 @@ stderr so it cannot corrupt that channel.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import time
 import traceback
-import json
 from typing import IO, Any, Mapping
 
 
@@ -135,7 +135,12 @@ def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger:
     tr = cfg["trainer"]
     optim = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, **cfg["optim"]}
     settings = TrainSettings(
-        tr["epochs"], tr["batch_size"], tr["seed"], tr["threads"], tr["device"], optim,
+        tr["epochs"],
+        tr["batch_size"],
+        tr["seed"],
+        tr["threads"],
+        tr["device"],
+        optim,
         warmup_steps=tr.get("warmup_steps"),
         precision=tr.get("precision", "fp32"),
         compile=bool(cfg["framework"].get("compile", False)),

@@ -230,8 +230,7 @@ def _check_model(problems: list[str], model: Mapping[str, Any], data_shape_len: 
         _expect(problems, model["pool_size"] >= 1, "model.pool_size", model["pool_size"], ">= 1")
         if data_shape_len is not None and data_shape_len != 3:
             problems.append(
-                f"Expected image data (data.shape of length 3: [height, width, channels]) for model=cnn. "
-                f"Received: a data.shape of length {data_shape_len}"
+                f"Expected image data (data.shape of length 3: [height, width, channels]) for model=cnn. Received: a data.shape of length {data_shape_len}"
             )
     elif name == "lstm":
         _check_positive_ints(problems, "model.units", model["units"])
@@ -247,9 +246,21 @@ def _check_data(problems: list[str], data: Mapping[str, Any]) -> None:
     _expect(problems, data.get("split_seed", 0) >= 0, "data.split_seed", data.get("split_seed"), ">= 0")
     if data.get("name") == "synthetic":
         shape = list(data["shape"])
-        _expect(problems, len(shape) in (2, 3) and all(d >= 1 for d in shape), "data.shape", shape, "to be [height, width, channels] or [steps, features] of integers >= 1")
+        _expect(
+            problems,
+            len(shape) in (2, 3) and all(d >= 1 for d in shape),
+            "data.shape",
+            shape,
+            "to be [height, width, channels] or [steps, features] of integers >= 1",
+        )
         _expect(problems, data["num_classes"] >= 2, "data.num_classes", data["num_classes"], ">= 2")
-        _expect(problems, data["num_samples"] >= 10 * data["num_classes"], "data.num_samples", data["num_samples"], f">= 10 * data.num_classes ({10 * data['num_classes']})")
+        _expect(
+            problems,
+            data["num_samples"] >= 10 * data["num_classes"],
+            "data.num_samples",
+            data["num_samples"],
+            f">= 10 * data.num_classes ({10 * data['num_classes']})",
+        )
         _expect(problems, data["noise"] >= 0.0, "data.noise", data["noise"], ">= 0")
     elif data.get("name") == "idx":
         from framework_arena.data import DataError, check_idx_path
@@ -305,7 +316,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if fw["name"] == "keras":
         _expect(problems, fw.get("backend") in KERAS_BACKENDS, "framework.backend", fw.get("backend"), f"in {KERAS_BACKENDS} for framework=keras")
     elif fw.get("backend") is not None:
-        problems.append(f"Expected framework.backend=null: only framework=keras has back ends. Received: framework.backend={fw['backend']!r} with framework={fw['name']}")
+        problems.append(
+            f"Expected framework.backend=null: only framework=keras has back ends. Received: framework.backend={fw['backend']!r} with framework={fw['name']}"
+        )
     if not problems:
         missing = _framework_package(fw)
         if missing:
@@ -353,7 +366,13 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _expect(problems, tk.get("timeout_s", 1) >= 1, "tracking.timeout_s", tk.get("timeout_s"), ">= 1 (seconds per HTTP request)")
     _expect(problems, tk.get("retries", 0) >= 0, "tracking.retries", tk.get("retries"), ">= 0")
     if tk["name"] == "server" and tk.get("uri"):
-        _expect(problems, str(tk["uri"]).startswith(("http://", "https://")), "tracking.uri", tk["uri"], "to be an http(s):// URL of an MLflow server for tracking=server")
+        _expect(
+            problems,
+            str(tk["uri"]).startswith(("http://", "https://")),
+            "tracking.uri",
+            tk["uri"],
+            "to be an http(s):// URL of an MLflow server for tracking=server",
+        )
     if not problems:
         _check_model_fits_data(problems, cfg)
     if problems:

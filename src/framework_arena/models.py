@@ -128,10 +128,7 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
                 layers.append(Dropout(dropout))
     elif kind == "cnn":
         if len(shape) != 3:
-            raise ValueError(
-                f"model=cnn expects image data of shape (height, width, channels). "
-                f"Received: input_shape={shape}"
-            )
+            raise ValueError(f"model=cnn expects image data of shape (height, width, channels). Received: input_shape={shape}")
         for filters in model_cfg["filters"]:
             layers.append(Conv2D(int(filters), int(model_cfg["kernel_size"]), act))
             layers.append(MaxPool2D(int(model_cfg["pool_size"])))
@@ -144,10 +141,7 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
         if len(shape) == 3:  # images are read row by row: height steps of width*channels features
             layers.append(Reshape((shape[0], shape[1] * shape[2])))
         elif len(shape) != 2:
-            raise ValueError(
-                f"model=lstm expects sequences (steps, features) or images (height, width, channels). "
-                f"Received: input_shape={shape}"
-            )
+            raise ValueError(f"model=lstm expects sequences (steps, features) or images (height, width, channels). Received: input_shape={shape}")
         units_list = [int(u) for u in model_cfg["units"]]
         for i, units in enumerate(units_list):
             layers.append(LSTM(units, return_sequences=i < len(units_list) - 1))

@@ -318,7 +318,15 @@ def _note(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepCon
 
     try:
         parent = sweep.parent_run_id if sweep is not None else None
-        note = trial_note(cfg, result.metrics, result.status, parent, experiment_id=run.experiment_id, framework_version=result.info.get("framework_version"), message=result.message)
+        note = trial_note(
+            cfg,
+            result.metrics,
+            result.status,
+            parent,
+            experiment_id=run.experiment_id,
+            framework_version=result.info.get("framework_version"),
+            message=result.message,
+        )
     except Exception as e:  # noqa: BLE001 - a description never costs the run its status
         if strict():
             raise

@@ -62,7 +62,9 @@ def _as_postgres() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam("postgres")
     except KeyError:
-        raise ServerError("PostgreSQL refuses to run as root and there is no 'postgres' user: create one (useradd --system postgres) or run arena-server as a regular user") from None
+        raise ServerError(
+            "PostgreSQL refuses to run as root and there is no 'postgres' user: create one (useradd --system postgres) or run arena-server as a regular user"
+        ) from None
 
 
 def _blocked_for(path: Path, user: pwd.struct_passwd) -> Path | None:
@@ -100,8 +102,12 @@ class Postgres:
     def _run(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run(
             [str(self.bindir / args[0]), *args[1:]],
-            input=input, capture_output=True, text=True, cwd=self.folder,
-            user=self.account.pw_uid if self.account else None, group=self.account.pw_gid if self.account else None,
+            input=input,
+            capture_output=True,
+            text=True,
+            cwd=self.folder,
+            user=self.account.pw_uid if self.account else None,
+            group=self.account.pw_gid if self.account else None,
         )
         if proc.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
@@ -114,7 +120,9 @@ class Postgres:
         if self.account:
             blocked = _blocked_for(self.folder, self.account)
             if blocked is not None:
-                raise ServerError(f"PostgreSQL runs as user 'postgres' (it refuses root), which cannot enter {blocked}: choose a --dir outside it (e.g. under /srv or /tmp) or run arena-server as a regular user")
+                raise ServerError(
+                    f"PostgreSQL runs as user 'postgres' (it refuses root), which cannot enter {blocked}: choose a --dir outside it (e.g. under /srv or /tmp) or run arena-server as a regular user"
+                )
             os.chown(self.folder, self.account.pw_uid, self.account.pw_gid)
         if (self.data / "PG_VERSION").exists():
             return False
@@ -169,7 +177,16 @@ class TrackingServer:
         allowed_hosts: MLflow's ``--allowed-hosts`` (Host headers accepted beyond localhost and private IPs).
     """
 
-    def __init__(self, folder: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 5000, auth: bool = False, workers: int = 2, backend_uri: str | None = None, allowed_hosts: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        auth: bool = False,
+        workers: int = 2,
+        backend_uri: str | None = None,
+        allowed_hosts: str | None = None,
+    ) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self.host, self.port, self.auth, self.workers = host, port, auth, workers
         self.backend_uri = backend_uri
@@ -241,9 +258,18 @@ class TrackingServer:
         env["MLFLOW_BACKEND_STORE_URI"] = backend
         self.port = self.port or free_port(self.host)
         cmd = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
-            "--artifacts-destination", str(self.artifacts),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--artifacts-destination",
+            str(self.artifacts),
         ]
         if self.auth:
             cmd += ["--app-name", "basic-auth"]
@@ -293,10 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arena-server", description="A shared MLflow tracking server on PostgreSQL, with served artifacts (Ctrl-C stops it).")
     parser.add_argument("--dir", default="arena-server", help="folder for the database cluster, artifacts and generated secrets (default: ./arena-server)")
     parser.add_argument("--host", default="127.0.0.1", help="interface MLflow binds to (default 127.0.0.1; 0.0.0.0 for a team, with --auth)")
-    parser.add_argument("--allowed-hosts", default=None, help="Host headers MLflow accepts besides localhost and private IPs, e.g. mlflow.example.com (MLflow's --allowed-hosts)")
+    parser.add_argument(
+        "--allowed-hosts",
+        default=None,
+        help="Host headers MLflow accepts besides localhost and private IPs, e.g. mlflow.example.com (MLflow's --allowed-hosts)",
+    )
     parser.add_argument("--port", type=int, default=5000, help="MLflow's port (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
-    parser.add_argument("--auth", action="store_true", help="MLflow's basic-auth app; admin password from MLFLOW_AUTH_ADMIN_PASSWORD (user: MLFLOW_AUTH_ADMIN_USERNAME, default admin)")
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="MLflow's basic-auth app; admin password from MLFLOW_AUTH_ADMIN_PASSWORD (user: MLFLOW_AUTH_ADMIN_USERNAME, default admin)",
+    )
     args = parser.parse_args(argv)
 
     server = TrackingServer(args.dir, args.host, args.port, args.auth, args.workers, allowed_hosts=args.allowed_hosts)

@@ -29,7 +29,19 @@ PARENT_ENV = "ARENA_PARENT_RUN_ID"
 SWEEP_ENV = "ARENA_SWEEP_ID"
 URI_ENV = "ARENA_SWEEP_TRACKING_URI"
 JOB_TAG = "arena.job."
-SUMMARY_COLUMNS = ("job", "status", "run_name", "run_id", "objective", "val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s", "overrides", "message")
+SUMMARY_COLUMNS = (
+    "job",
+    "status",
+    "run_name",
+    "run_id",
+    "objective",
+    "val_accuracy",
+    "test_accuracy",
+    "train_samples_per_s",
+    "fit_time_s",
+    "overrides",
+    "message",
+)
 
 
 @dataclass(frozen=True)
@@ -151,16 +163,18 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
     for num, rec in records:
         trial = runs.get(rec.get("run_id") or "")
         metrics = trial.data.metrics if trial is not None else {}
-        rows.append({
-            "job": num,
-            "status": rec["status"],
-            "run_name": trial.info.run_name if trial is not None else "",
-            "run_id": rec.get("run_id") or "",
-            "objective": float(metrics.get(objective, math.nan)),
-            **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
-            "overrides": " ".join(rec.get("overrides", [])),
-            "message": rec.get("message") or "",
-        })
+        rows.append(
+            {
+                "job": num,
+                "status": rec["status"],
+                "run_name": trial.info.run_name if trial is not None else "",
+                "run_id": rec.get("run_id") or "",
+                "objective": float(metrics.get(objective, math.nan)),
+                **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
+                "overrides": " ".join(rec.get("overrides", [])),
+                "message": rec.get("message") or "",
+            }
+        )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID")}
     failed = counts["FAILED"] + counts["KILLED"] + counts["INVALID"]
     scored = [r for r in rows if r["status"] in ("FINISHED", "SKIPPED") and not math.isnan(r["objective"])]
@@ -237,7 +251,10 @@ def _text_summary(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], 
     width = max((len(r["overrides"]) for r in rows), default=10)
     lines = [f"Sweep summary (parent run {parent_id}): " + (", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "no jobs")]
     for r in rows:
-        lines.append(f"  #{r['job']:<3} {r['status']:<8} {r['overrides']:<{width}}  {objective}={_fmt(r['objective'])}" + (f"  {' '.join(r['message'].split())}" if r["message"] else ""))
+        lines.append(
+            f"  #{r['job']:<3} {r['status']:<8} {r['overrides']:<{width}}  {objective}={_fmt(r['objective'])}"
+            + (f"  {' '.join(r['message'].split())}" if r["message"] else "")
+        )
     if best is not None:
         lines.append(f"  best {objective}: {_fmt(best['objective'])} ({best['overrides']}, run {best['run_id']})")
     return "\n".join(lines)

@@ -26,8 +26,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from framework_arena.config import flatten
-from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
 from framework_arena.errors import TrackingUnavailable
+from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
 from framework_arena.secrets import redact, redact_text
 
 if TYPE_CHECKING:
@@ -92,7 +92,9 @@ def unavailable(uri: str, error: BaseException, kept: str = "") -> TrackingUnava
         cause = "it kept answering with server errors"
     else:
         cause = " ".join(text.split())[:300]
-    return TrackingUnavailable(redact_text(f"MLflow tracking server at {uri} is unreachable: {cause} ({settings or 'MLflow defaults'})." + (f" {kept}" if kept else "")))
+    return TrackingUnavailable(
+        redact_text(f"MLflow tracking server at {uri} is unreachable: {cause} ({settings or 'MLflow defaults'})." + (f" {kept}" if kept else ""))
+    )
 
 
 @contextmanager
@@ -218,7 +220,9 @@ class RunHandle:
 
     def search(self, filter_string: str, max_results: int = 1000) -> list[Any]:
         """Runs of this experiment matching an MLflow filter, newest first."""
-        return list(self.client.search_runs([self.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=max_results))
+        return list(
+            self.client.search_runs([self.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=max_results)
+        )
 
     def find_finished(self, config_hash: str) -> Any | None:
         """The newest FINISHED trial run of this experiment with ``config_hash``, or None."""
@@ -302,7 +306,9 @@ class MetricSender:
         except Exception as e:  # noqa: BLE001
             if unreachable(e):
                 self.lost = e
-                log.warning("MLflow tracking server at %s is unreachable (could not log metrics); no further requests for run %s", redact_text(self.uri), self.run_id)
+                log.warning(
+                    "MLflow tracking server at %s is unreachable (could not log metrics); no further requests for run %s", redact_text(self.uri), self.run_id
+                )
             elif strict():
                 self.error = e
             else:
@@ -357,7 +363,12 @@ class RunLogger:
         except Exception as e:  # noqa: BLE001
             if unreachable(e):
                 self.lost = e
-                log.warning("MLflow tracking server at %s is unreachable (could not %s); no further requests: this trial's results go to %s", redact_text(self.uri), what, self.offline_dir)
+                log.warning(
+                    "MLflow tracking server at %s is unreachable (could not %s); no further requests: this trial's results go to %s",
+                    redact_text(self.uri),
+                    what,
+                    self.offline_dir,
+                )
                 return None
             if strict():
                 raise
@@ -410,7 +421,9 @@ class RunLogger:
         """
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self._monitor = self._safe("start system metrics", SystemMetricsMonitor, self.run_id, sampling_interval=interval_s, tracking_uri=self.client.tracking_uri)
+        self._monitor = self._safe(
+            "start system metrics", SystemMetricsMonitor, self.run_id, sampling_interval=interval_s, tracking_uri=self.client.tracking_uri
+        )
         if self._monitor is not None:
             self._monitor.start()
 
@@ -539,7 +552,13 @@ class Reader:
         runs: list[Any] = []
         token = None
         while len(runs) < max_results:
-            page = self.client.search_runs(list(experiment_ids), filter_string=filter_string, max_results=min(self.PAGE, max_results - len(runs)), order_by=list(order_by) or None, page_token=token)
+            page = self.client.search_runs(
+                list(experiment_ids),
+                filter_string=filter_string,
+                max_results=min(self.PAGE, max_results - len(runs)),
+                order_by=list(order_by) or None,
+                page_token=token,
+            )
             runs.extend(page)
             token = page.token
             if not token:
@@ -556,7 +575,9 @@ class Reader:
         """``(step, value)`` of one metric, in step order."""
         return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
 
-    def log_comparison(self, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any], metrics: Mapping[str, float], folder: str) -> str:
+    def log_comparison(
+        self, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any], metrics: Mapping[str, float], folder: str
+    ) -> str:
         """A FINISHED comparison run holding ``folder``'s files as artifacts (FAILED if logging breaks)."""
         handle = RunHandle(self.uri, experiment_id=experiment_id)
         handle.start(run_name, tags)

@@ -88,7 +88,10 @@ def compare_article(article: Mapping[str, Any], table: Mapping[str, Mapping[str,
                 if crit.kind == "static" and verdict != "no difference measured":
                     verdict += " (static)"
             else:
-                verdict, why = "not comparable", [f"missing for {', '.join(g for g in groups if cells[g].value is None)}"] if any(cells[g].value is None for g in groups) else []
+                verdict, why = (
+                    "not comparable",
+                    [f"missing for {', '.join(g for g in groups if cells[g].value is None)}"] if any(cells[g].value is None for g in groups) else [],
+                )
             evidence.append(f"{crit.title} [{crit.kind}]: {values}" + (f" ({'; '.join(why)})" if why else ""))
             verdicts.append(f"{key}: {verdict}")
         out.append(ArticleRow(row, claims, evidence, "; ".join(verdicts)))

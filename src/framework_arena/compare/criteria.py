@@ -137,36 +137,126 @@ class Criterion:
     floor: float = 0.0  # lower-is-better scores are (best + floor) / (value + floor): differences below it are noise
 
 
-CRITERIA: dict[str, Criterion] = {c.key: c for c in (
-    Criterion("train_throughput", "Training throughput", "speed", "samples/s", "higher", "measured",
-              "median over runs of the last epoch's train_samples_per_s (first epoch excluded: warm-up and tracing)", _median_of("train_samples_per_s")),
-    Criterion("time_to_target", "Time to target accuracy", "speed", "s", "lower", "measured",
-              "training seconds (epoch_time_s summed) until val_accuracy first reaches target_accuracy; median over runs, inf if never", _time_to_target_measure),
-    Criterion("inference_latency", "Inference latency p50", "speed", "ms", "lower", "measured",
-              "median over runs of infer_latency_ms_p50 (batch 1, after warm-up)", _median_of("infer_latency_ms_p50")),
-    Criterion("large_data", "Throughput on the largest data", "performance", "samples/s", "higher", "measured",
-              "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran; needs runs at two sizes or more", _large_data),
-    Criterion("peak_memory", "Peak memory", "performance", "MB", "lower", "measured",
-              "median over runs of the trial process's peak resident memory (peak_rss_mb)", _median_of("peak_rss_mb")),
-    Criterion("quality", "Model quality", "performance", "accuracy", "higher", "measured",
-              "median over runs of test_accuracy at the configured budget", _median_of("test_accuracy")),
-    Criterion("reproducibility", "Reproducibility", "", "accuracy std", "lower", "measured",
-              "standard deviation of test_accuracy across runs differing only by seed (mean over configurations); needs 2 seeds or more", _reproducibility, floor=0.005),
-    Criterion("startup", "Start-up cost", "debugging", "s", "lower", "measured",
-              "median over runs of import_time_s + time_to_first_step_s (tracing and compilation included)", _median_of("import_time_s", "time_to_first_step_s")),
-    Criterion("error_clarity", "Error clarity", "debugging", "points 0-2", "higher", "measured",
-              "median over runs of debug_error_clarity: a shape bug planted at the end of each trial; 1 point if the error names the received and expected shapes, 1 if it names the layer (probe.py)", _median_of("debug_error_clarity")),
-    Criterion("license", "License", "license", "permissive (1) / weak copyleft (0.5) / copyleft (0)", "higher", "measured",
-              "the installed distribution's License-Expression, License or classifiers"),
-    Criterion("code_size", "Framework API surface", "architecture", "API names", "lower", "measured",
-              "distinct framework API names (torch.*, nn.*, tf.*, keras.*) this project's trainer for the framework uses to do the same work as the others; its logical lines are noted"),
-    Criterion("ease_of_use", "Ease of use (architecture)", "architecture", "rating 1-5", "higher", "static", "criteria.static.ease_of_use"),
-    Criterion("learning_curve", "Learning curve", "learning_curve", "rating 1-5", "higher", "static", "criteria.static.learning_curve"),
-    Criterion("debugging", "Debugging", "debugging", "rating 1-5", "higher", "static", "criteria.static.debugging"),
-    Criterion("visualization", "Visualization", "visualization", "rating 1-5", "higher", "static", "criteria.static.visualization"),
-    Criterion("community", "Community and popularity", "community", "download rank", "lower", "static", "criteria.static.community"),
-    Criterion("interfaces", "Interfaces", "interfaces", "languages", "higher", "static", "criteria.static.interfaces"),
-)}
+CRITERIA: dict[str, Criterion] = {
+    c.key: c
+    for c in (
+        Criterion(
+            "train_throughput",
+            "Training throughput",
+            "speed",
+            "samples/s",
+            "higher",
+            "measured",
+            "median over runs of the last epoch's train_samples_per_s (first epoch excluded: warm-up and tracing)",
+            _median_of("train_samples_per_s"),
+        ),
+        Criterion(
+            "time_to_target",
+            "Time to target accuracy",
+            "speed",
+            "s",
+            "lower",
+            "measured",
+            "training seconds (epoch_time_s summed) until val_accuracy first reaches target_accuracy; median over runs, inf if never",
+            _time_to_target_measure,
+        ),
+        Criterion(
+            "inference_latency",
+            "Inference latency p50",
+            "speed",
+            "ms",
+            "lower",
+            "measured",
+            "median over runs of infer_latency_ms_p50 (batch 1, after warm-up)",
+            _median_of("infer_latency_ms_p50"),
+        ),
+        Criterion(
+            "large_data",
+            "Throughput on the largest data",
+            "performance",
+            "samples/s",
+            "higher",
+            "measured",
+            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran; needs runs at two sizes or more",
+            _large_data,
+        ),
+        Criterion(
+            "peak_memory",
+            "Peak memory",
+            "performance",
+            "MB",
+            "lower",
+            "measured",
+            "median over runs of the trial process's peak resident memory (peak_rss_mb)",
+            _median_of("peak_rss_mb"),
+        ),
+        Criterion(
+            "quality",
+            "Model quality",
+            "performance",
+            "accuracy",
+            "higher",
+            "measured",
+            "median over runs of test_accuracy at the configured budget",
+            _median_of("test_accuracy"),
+        ),
+        Criterion(
+            "reproducibility",
+            "Reproducibility",
+            "",
+            "accuracy std",
+            "lower",
+            "measured",
+            "standard deviation of test_accuracy across runs differing only by seed (mean over configurations); needs 2 seeds or more",
+            _reproducibility,
+            floor=0.005,
+        ),
+        Criterion(
+            "startup",
+            "Start-up cost",
+            "debugging",
+            "s",
+            "lower",
+            "measured",
+            "median over runs of import_time_s + time_to_first_step_s (tracing and compilation included)",
+            _median_of("import_time_s", "time_to_first_step_s"),
+        ),
+        Criterion(
+            "error_clarity",
+            "Error clarity",
+            "debugging",
+            "points 0-2",
+            "higher",
+            "measured",
+            "median over runs of debug_error_clarity: a shape bug planted at the end of each trial; 1 point if the error names the received and expected shapes, 1 if it names the layer (probe.py)",
+            _median_of("debug_error_clarity"),
+        ),
+        Criterion(
+            "license",
+            "License",
+            "license",
+            "permissive (1) / weak copyleft (0.5) / copyleft (0)",
+            "higher",
+            "measured",
+            "the installed distribution's License-Expression, License or classifiers",
+        ),
+        Criterion(
+            "code_size",
+            "Framework API surface",
+            "architecture",
+            "API names",
+            "lower",
+            "measured",
+            "distinct framework API names (torch.*, nn.*, tf.*, keras.*) this project's trainer for the framework uses to do the same work as the others; its logical lines are noted",
+        ),
+        Criterion("ease_of_use", "Ease of use (architecture)", "architecture", "rating 1-5", "higher", "static", "criteria.static.ease_of_use"),
+        Criterion("learning_curve", "Learning curve", "learning_curve", "rating 1-5", "higher", "static", "criteria.static.learning_curve"),
+        Criterion("debugging", "Debugging", "debugging", "rating 1-5", "higher", "static", "criteria.static.debugging"),
+        Criterion("visualization", "Visualization", "visualization", "rating 1-5", "higher", "static", "criteria.static.visualization"),
+        Criterion("community", "Community and popularity", "community", "download rank", "lower", "static", "criteria.static.community"),
+        Criterion("interfaces", "Interfaces", "interfaces", "languages", "higher", "static", "criteria.static.interfaces"),
+    )
+}
 
 
 # --- license, from the installed distributions ---------------------------------------------------
@@ -174,7 +264,11 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
 DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"), "keras": ("keras",)}
 PERMISSIVE = ("Apache", "BSD", "MIT", "BSL-1.0", "ISC", "PSF", "Python", "Zlib", "LLVM-exception", "Unlicense", "CC0")
 WEAK_COPYLEFT = ("LGPL", "MPL", "EPL")
-_ALIASES = ((r"Apache( Software)?( License)?,?( Version)? ?2(\.0)?|Apache Software License", "Apache-2.0"), (r"\bBSD License\b", "BSD"), (r"\bMIT License\b", "MIT"))
+_ALIASES = (
+    (r"Apache( Software)?( License)?,?( Version)? ?2(\.0)?|Apache Software License", "Apache-2.0"),
+    (r"\bBSD License\b", "BSD"),
+    (r"\bMIT License\b", "MIT"),
+)
 
 
 def license_of(framework: str) -> tuple[str, str] | None:
@@ -227,10 +321,22 @@ def code_size(framework: str) -> tuple[int, int] | None:
         if not path.exists():
             return None
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant) and isinstance(n.body[0].value.value, str)}
+        docstrings = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body
+            and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)
+            and isinstance(n.body[0].value.value, str)
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.stmt) and not (isinstance(node, ast.Expr) and id(node.value) in docstrings):
-                lines.update((name, ln) for ln in range(node.lineno, (node.end_lineno or node.lineno) + 1) if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)) or ln == node.lineno)
+                lines.update(
+                    (name, ln)
+                    for ln in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+                    if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)) or ln == node.lineno
+                )
             if isinstance(node, ast.Attribute):
                 dotted = ast.unparse(node)
                 if dotted.split(".")[0] in FRAMEWORK_ROOTS[framework] and "(" not in dotted and "[" not in dotted:
@@ -317,7 +423,11 @@ def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any]) -> d
                 row[name] = Cell(value, fmt(value, crit.unit), g.n, note)
             elif key == "code_size":
                 size = code_size(g.trials[0].framework)
-                row[name] = Cell(None, "missing", note="no trainer for this framework") if size is None else Cell(float(size[1]), f"{size[1]} API names, {size[0]} lines", note="this project's trainer")
+                row[name] = (
+                    Cell(None, "missing", note="no trainer for this framework")
+                    if size is None
+                    else Cell(float(size[1]), f"{size[1]} API names, {size[0]} lines", note="this project's trainer")
+                )
             elif key == "license":
                 found = license_of(g.trials[0].framework)
                 if found is None:

@@ -40,7 +40,12 @@ def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: 
         vals = [table[key][g].value for g in groups]
         heights = [v if v is not None and math.isfinite(v) else 0.0 for v in vals]
         iv = ranking.value_intervals[key]
-        err = np.array([[h - iv[g][0], iv[g][1] - h] if g in iv and vals[i] is not None and math.isfinite(vals[i]) else [0.0, 0.0] for i, (g, h) in enumerate(zip(groups, heights))]).T  # type: ignore[arg-type]
+        err = np.array(
+            [
+                [h - iv[g][0], iv[g][1] - h] if g in iv and vals[i] is not None and math.isfinite(vals[i]) else [0.0, 0.0]
+                for i, (g, h) in enumerate(zip(groups, heights))
+            ]
+        ).T  # type: ignore[arg-type]
         ax.bar(range(len(groups)), heights, yerr=np.clip(err, 0, None) if np.any(err > 0) else None, capsize=3, color=[colors[g] for g in groups])
         for i, v in enumerate(vals):
             if v is None or not math.isfinite(v):

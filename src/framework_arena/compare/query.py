@@ -76,7 +76,9 @@ def _sweep(reader: Reader, experiment_ids: Sequence[str], sweep: str) -> Any:
     else:
         runs = reader.search(experiment_ids, f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_id` = '{_quote(sweep)}'", 1)
     if not runs:
-        raise NothingToCompare(f"No sweep run matches select.sweep={sweep!r} in this experiment. Expected a sweep's parent run id, its arena.sweep_id, or 'latest' (run a sweep with `arena -m ...` first).")
+        raise NothingToCompare(
+            f"No sweep run matches select.sweep={sweep!r} in this experiment. Expected a sweep's parent run id, its arena.sweep_id, or 'latest' (run a sweep with `arena -m ...` first)."
+        )
     return runs[0]
 
 
@@ -90,7 +92,9 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     ids = reader.experiment_ids(names)
     missing = [n for n, i in ids.items() if i is None]
     if missing:
-        raise NothingToCompare(f"Experiment {', '.join(map(repr, missing))} does not exist in {reader.uri}. Expected select.experiment (or tracking.experiment) to name an experiment holding trial runs.")
+        raise NothingToCompare(
+            f"Experiment {', '.join(map(repr, missing))} does not exist in {reader.uri}. Expected select.experiment (or tracking.experiment) to name an experiment holding trial runs."
+        )
     exp_ids = [i for i in ids.values() if i]
     user_filter = str(select_cfg.get("filter") or "").strip()
     filters = [TRIAL_FILTER] + ([user_filter] if user_filter else [])
@@ -112,16 +116,32 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     for run in runs:
         tags, params = run.data.tags, run.data.params
         group, framework = group_of(tags, params, group_by)
-        trials.append(Trial(run.info.run_id, run.info.run_name or "", group, framework, tags.get("arena.model") or params.get("model.name", "?"), tags.get("arena.data") or params.get("data.name", "?"), params.get("trainer.seed", "?"), dict(params), dict(run.data.metrics)))
+        trials.append(
+            Trial(
+                run.info.run_id,
+                run.info.run_name or "",
+                group,
+                framework,
+                tags.get("arena.model") or params.get("model.name", "?"),
+                tags.get("arena.data") or params.get("data.name", "?"),
+                params.get("trainer.seed", "?"),
+                dict(params),
+                dict(run.data.metrics),
+            )
+        )
     sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
     if not trials:
-        raise NothingToCompare(f"No FINISHED trial runs in {sel.describe()}. Train some first, e.g. `arena -m experiment=shootout`, or widen select.filter / select.sweep.")
+        raise NothingToCompare(
+            f"No FINISHED trial runs in {sel.describe()}. Train some first, e.g. `arena -m experiment=shootout`, or widen select.filter / select.sweep."
+        )
     wanted = [str(f) for f in select_cfg.get("frameworks") or []]
     if wanted:
         present = {t.group.split("/")[0] for t in trials}
         absent = [f for f in wanted if f not in present]
         if absent:
-            raise NothingToCompare(f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}.")
+            raise NothingToCompare(
+                f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}."
+            )
         sel.trials = [t for t in trials if t.group.split("/")[0] in wanted]
     if len(runs) >= limit:
         log.warning("Stopped at select.max_runs=%d runs: the comparison covers the newest %d only", limit, limit)

@@ -15,7 +15,7 @@ are tied: they share a rank ("1, 1, 3"), because the data cannot tell them apart
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -97,7 +97,9 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def rank(groups: Mapping[str, GroupData], table: Mapping[str, Mapping[str, Cell]], weights: Mapping[str, float], samples: int, confidence: float, seed: int) -> Ranking:
+def rank(
+    groups: Mapping[str, GroupData], table: Mapping[str, Mapping[str, Cell]], weights: Mapping[str, float], samples: int, confidence: float, seed: int
+) -> Ranking:
     """Ranks the groups; raises :class:`NoRanking` if no weighted criterion covers them all."""
     names = list(groups)
     weights = {k: float(w) for k, w in weights.items() if float(w) > 0}
@@ -108,7 +110,9 @@ def rank(groups: Mapping[str, GroupData], table: Mapping[str, Mapping[str, Cell]
             excluded[k] = "missing for " + ", ".join(missing)
     used = [k for k in weights if k not in excluded]
     if not used:
-        raise NoRanking("No weighted criterion of this ranking profile has a value for every framework: " + "; ".join(f"{k}: {why}" for k, why in excluded.items()))
+        raise NoRanking(
+            "No weighted criterion of this ranking profile has a value for every framework: " + "; ".join(f"{k}: {why}" for k, why in excluded.items())
+        )
     scores = {k: normalize(CRITERIA[k], {g: table[k][g].value for g in names}) for k in CRITERIA}
     totals = {g: _total(scores, weights, used, g) for g in names}
 
@@ -120,13 +124,18 @@ def rank(groups: Mapping[str, GroupData], table: Mapping[str, Mapping[str, Cell]
         idx = rng.integers(0, d.n, (samples, d.n))
         for k in measured:
             boot_values[k][g] = CRITERIA[k].measure(d, idx)  # type: ignore[misc]
-    boot_scores = {k: _normalize_rows(CRITERIA[k], boot_values[k], samples) if k in boot_values else {g: np.full(samples, np.nan if scores[k][g] is None else scores[k][g]) for g in names} for k in used}
+    boot_scores = {
+        k: _normalize_rows(CRITERIA[k], boot_values[k], samples)
+        if k in boot_values
+        else {g: np.full(samples, np.nan if scores[k][g] is None else scores[k][g]) for g in names}
+        for k in used
+    }
     wsum = sum(weights[k] for k in used)
     boot_totals = {g: sum(weights[k] * boot_scores[k][g] for k in used) / wsum for g in names}
 
     value_intervals = {}
     best: dict[str, list[str]] = {}
-    for k, crit in CRITERIA.items():
+    for k in CRITERIA:
         cells = table[k]
         present = [g for g in names if cells[g].value is not None]
         iv = {g: (_interval(boot_values[k][g], confidence, cells[g].value) if k in boot_values else (cells[g].value, cells[g].value)) for g in present}  # type: ignore[arg-type]

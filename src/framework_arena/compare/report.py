@@ -9,13 +9,14 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from framework_arena.compare import plots
 from framework_arena.compare.article import ArticleRow
 from framework_arena.compare.criteria import CRITERIA, Cell, GroupData
 from framework_arena.compare.query import Selection
 from framework_arena.compare.rank import Ranking
+
 
 @dataclass
 class Report:
@@ -51,14 +52,54 @@ def write_csv(rep: Report, folder: Path) -> list[Path]:
             w.writerow([r.rank, r.tied, r.group, f"{r.total:.6f}", f"{r.low:.6f}", f"{r.high:.6f}", r.runs, rep.profile])
     with criteria_csv.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["criterion", "title", "article_row", "kind", "unit", "direction", "weight", "in_total", "framework", "value", "display", "value_low", "value_high", "score", "best_or_tied", "runs", "note", "how"])
+        w.writerow(
+            [
+                "criterion",
+                "title",
+                "article_row",
+                "kind",
+                "unit",
+                "direction",
+                "weight",
+                "in_total",
+                "framework",
+                "value",
+                "display",
+                "value_low",
+                "value_high",
+                "score",
+                "best_or_tied",
+                "runs",
+                "note",
+                "how",
+            ]
+        )
         for key, crit in CRITERIA.items():
             for g in rep.names:
                 cell = rep.table[key][g]
                 lo, hi = rep.ranking.value_intervals[key].get(g, (None, None))
-                w.writerow([key, crit.title, crit.article_row, crit.kind, crit.unit, crit.direction, rep.ranking.weights.get(key, 0), key in rep.ranking.used, g,
-                            "" if cell.value is None else cell.value, cell.display, "" if lo is None else lo, "" if hi is None else hi,
-                            _score(rep.ranking.scores[key][g]), g in rep.ranking.best.get(key, []), cell.n, cell.note, crit.how])
+                w.writerow(
+                    [
+                        key,
+                        crit.title,
+                        crit.article_row,
+                        crit.kind,
+                        crit.unit,
+                        crit.direction,
+                        rep.ranking.weights.get(key, 0),
+                        key in rep.ranking.used,
+                        g,
+                        "" if cell.value is None else cell.value,
+                        cell.display,
+                        "" if lo is None else lo,
+                        "" if hi is None else hi,
+                        _score(rep.ranking.scores[key][g]),
+                        g in rep.ranking.best.get(key, []),
+                        cell.n,
+                        cell.note,
+                        crit.how,
+                    ]
+                )
     with runs_csv.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["framework", "run_id", "run_name", "model", "data", "seed"])
@@ -76,17 +117,33 @@ def _sections(rep: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The report's tables, shared by the Markdown and HTML renderings."""
     rk = rep.ranking
     pct = f"{rk.confidence:.0%}"
-    ranking = (["rank", "framework", "score", f"{pct} interval", "runs"],
-               [[_rank_label(r), r.group, f"{r.total:.3f}", f"[{r.low:.3f}, {r.high:.3f}]" if rk.samples else "n/a", str(r.runs)] for r in rk.rows])
+    ranking = (
+        ["rank", "framework", "score", f"{pct} interval", "runs"],
+        [[_rank_label(r), r.group, f"{r.total:.3f}", f"[{r.low:.3f}, {r.high:.3f}]" if rk.samples else "n/a", str(r.runs)] for r in rk.rows],
+    )
     crit_rows = []
     for key, crit in CRITERIA.items():
         cells = rep.table[key]
         vals = [cells[g].display + (" ★" if g in rk.best.get(key, []) and len(rep.names) > 1 else "") for g in rep.names]
         weight = rk.weights.get(key, 0)
-        crit_rows.append([crit.title, crit.article_row.replace("_", " ") or "(ours)", crit.kind, f"{crit.unit}, {crit.direction} is better", f"{weight:g}" + ("" if key in rk.used or not weight else " (out)")] + vals)
+        crit_rows.append(
+            [
+                crit.title,
+                crit.article_row.replace("_", " ") or "(ours)",
+                crit.kind,
+                f"{crit.unit}, {crit.direction} is better",
+                f"{weight:g}" + ("" if key in rk.used or not weight else " (out)"),
+            ]
+            + vals
+        )
     criteria = (["criterion", "article row", "kind", "unit", "weight"] + rep.names, crit_rows)
-    article = (["article row", "TensorFlow", "PyTorch", "Keras", "our evidence", "verdict"],
-               [[a.row.replace("_", " "), a.claims.get("tensorflow", ""), a.claims.get("torch", ""), a.claims.get("keras", ""), "<br>".join(a.evidence), a.verdict] for a in rep.article])
+    article = (
+        ["article row", "TensorFlow", "PyTorch", "Keras", "our evidence", "verdict"],
+        [
+            [a.row.replace("_", " "), a.claims.get("tensorflow", ""), a.claims.get("torch", ""), a.claims.get("keras", ""), "<br>".join(a.evidence), a.verdict]
+            for a in rep.article
+        ],
+    )
     return {"ranking": ranking, "criteria": criteria, "article": article}
 
 
@@ -95,7 +152,9 @@ def _notes(rep: Report) -> list[str]:
     notes = [
         f"Profile `{rep.profile}`: {rep.profile_description}",
         "Scores: 1.0 is the best framework on a criterion; the others get their fraction of it. The total is the weighted mean over the profile's criteria that every framework has.",
-        f"Intervals: {rk.samples} bootstrap resamples of each framework's runs, {rk.confidence:.0%} central interval. Frameworks whose intervals overlap share a rank (tied)." if rk.samples else "No bootstrap (bootstrap.samples=0): no intervals, ties only on equal scores.",
+        f"Intervals: {rk.samples} bootstrap resamples of each framework's runs, {rk.confidence:.0%} central interval. Frameworks whose intervals overlap share a rank (tied)."
+        if rk.samples
+        else "No bootstrap (bootstrap.samples=0): no intervals, ties only on equal scores.",
         f"Time to target: validation accuracy {rep.target_accuracy:g}, from the epoch history of up to {rep.history_runs} runs.",
         "★ marks the best value and the values whose interval overlaps it.",
     ]
@@ -108,10 +167,12 @@ def _notes(rep: Report) -> list[str]:
 def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
     pdir = folder / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
-    figs = [("Measured criteria, with bootstrap intervals", plots.criteria_bars(pdir / "criteria.png", rep.table, rep.ranking)),
-            ("Learning curves", plots.learning_curves(pdir / "learning_curves.png", rep.groups)),
-            ("Throughput and memory as the data grows", plots.scaling(pdir / "scaling.png", rep.groups)),
-            ("The profile's criteria", plots.radar(pdir / "radar.png", rep.ranking))]
+    figs = [
+        ("Measured criteria, with bootstrap intervals", plots.criteria_bars(pdir / "criteria.png", rep.table, rep.ranking)),
+        ("Learning curves", plots.learning_curves(pdir / "learning_curves.png", rep.groups)),
+        ("Throughput and memory as the data grows", plots.scaling(pdir / "scaling.png", rep.groups)),
+        ("The profile's criteria", plots.radar(pdir / "radar.png", rep.ranking)),
+    ]
     return [(title, p) for title, p in figs if p is not None]
 
 
@@ -119,7 +180,13 @@ def write_markdown(rep: Report, folder: Path, figures: list[tuple[str, Path]]) -
     s = _sections(rep)
     lines = [f"# Framework comparison: {rep.selection.describe()}", "", f"{len(rep.selection.trials)} runs, profile `{rep.profile}`.", "", "## Ranking", ""]
     lines += _md_table(*s["ranking"]) + ["", "## Criteria", ""] + _md_table(*s["criteria"])
-    lines += ["", "## The article beside our measurements", "", "The article: Domino Data Lab, “TensorFlow, PyTorch or Keras for Deep Learning” (2022).", ""] + _md_table(*s["article"])
+    lines += [
+        "",
+        "## The article beside our measurements",
+        "",
+        "The article: Domino Data Lab, “TensorFlow, PyTorch or Keras for Deep Learning” (2022).",
+        "",
+    ] + _md_table(*s["article"])
     lines += ["", "## How to read it", ""] + [f"- {n}" for n in _notes(rep)] + [""]
     lines += [f"![{title}]({p.relative_to(folder).as_posix()})" for title, p in figures] + [""]
     path = folder / "report.md"
@@ -141,12 +208,18 @@ th{background:#f4f4f4}h1{font-size:22px}h2{font-size:17px;margin-top:28px}img{ma
 def write_html(rep: Report, folder: Path, figures: list[tuple[str, Path]]) -> Path:
     """One file, images embedded as data URIs, so MLflow's artifact viewer renders it whole."""
     s = _sections(rep)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>framework-arena comparison</title><style>{CSS}</style></head><body>",
-             f"<h1>Framework comparison: {html.escape(rep.selection.describe())}</h1>",
-             f"<p>{len(rep.selection.trials)} runs, profile <code>{html.escape(rep.profile)}</code>.</p>",
-             "<h2>Ranking</h2>", _html_table(*s["ranking"]), "<h2>Criteria</h2>", _html_table(*s["criteria"]),
-             "<h2>The article beside our measurements</h2>", _html_table(*s["article"]),
-             "<h2>How to read it</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in _notes(rep)) + "</ul>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>framework-arena comparison</title><style>{CSS}</style></head><body>",
+        f"<h1>Framework comparison: {html.escape(rep.selection.describe())}</h1>",
+        f"<p>{len(rep.selection.trials)} runs, profile <code>{html.escape(rep.profile)}</code>.</p>",
+        "<h2>Ranking</h2>",
+        _html_table(*s["ranking"]),
+        "<h2>Criteria</h2>",
+        _html_table(*s["criteria"]),
+        "<h2>The article beside our measurements</h2>",
+        _html_table(*s["article"]),
+        "<h2>How to read it</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in _notes(rep)) + "</ul>",
+    ]
     for title, p in figures:
         data = base64.b64encode(p.read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")

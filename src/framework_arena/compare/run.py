@@ -32,18 +32,37 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     history_runs = query.load_histories(reader, sel, HISTORY_KEYS, int(cfg["report"]["max_history_runs"]))
     groups = build_groups(sel.groups, float(cfg["target_accuracy"]))
     if len(groups) < 2:
-        log.warning("Only %s in %s: the report describes it, but a ranking needs two frameworks or more (e.g. arena -m framework=torch,tensorflow,keras)", next(iter(groups)), sel.describe())
+        log.warning(
+            "Only %s in %s: the report describes it, but a ranking needs two frameworks or more (e.g. arena -m framework=torch,tensorflow,keras)",
+            next(iter(groups)),
+            sel.describe(),
+        )
     table = measure_all(groups, cfg["criteria"].get("static") or {})
     b = cfg["bootstrap"]
     ranking = rank(groups, table, cfg["ranking"]["weights"], int(b["samples"]), float(b["confidence"]), int(b["seed"]))
-    rep = report.Report(sel, groups, table, ranking, compare_article(cfg["criteria"].get("article") or {}, table, ranking),
-                        profile, str(cfg["ranking"].get("description", "")), float(cfg["target_accuracy"]), history_runs)
+    rep = report.Report(
+        sel,
+        groups,
+        table,
+        ranking,
+        compare_article(cfg["criteria"].get("article") or {}, table, ranking),
+        profile,
+        str(cfg["ranking"].get("description", "")),
+        float(cfg["target_accuracy"]),
+        history_runs,
+    )
     report.write_all(rep, out_dir)
     copies = publish(cfg.get("platform") or {}, sorted(out_dir.iterdir()), folder="comparison")  # Domino: the job's artifacts folder
     if copies:
         log.info("Report copied to %s", copies[0].parent)
-    log.info("Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
-             len(sel.trials), len(groups), time.perf_counter() - start, found - start, out_dir)
+    log.info(
+        "Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
+        len(sel.trials),
+        len(groups),
+        time.perf_counter() - start,
+        found - start,
+        out_dir,
+    )
     report.print_terminal(rep)
     if cfg["report"]["log_run"]:
         run_id = _log_run(reader, cfg, rep, out_dir, profile)
@@ -68,8 +87,15 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
         tags["arena.compared_sweep"] = sel.sweep_run_id
     rows = [(r.group, r.total, r.rank, r.tied) for r in rep.ranking.rows]
     tags[NOTE_TAG] = comparison_note(rows, profile, ", ".join(sel.experiment_names), run_ids=ids, sweep_id=sel.sweep_name, experiment_id=sel.experiment_ids[0])
-    params = {"profile": profile, "group_by": cfg["group_by"], "target_accuracy": cfg["target_accuracy"], "bootstrap.samples": cfg["bootstrap"]["samples"],
-              "bootstrap.confidence": cfg["bootstrap"]["confidence"], "select.filter": cfg["select"]["filter"] or "", "select.sweep": cfg["select"]["sweep"] or ""}
+    params = {
+        "profile": profile,
+        "group_by": cfg["group_by"],
+        "target_accuracy": cfg["target_accuracy"],
+        "bootstrap.samples": cfg["bootstrap"]["samples"],
+        "bootstrap.confidence": cfg["bootstrap"]["confidence"],
+        "select.filter": cfg["select"]["filter"] or "",
+        "select.sweep": cfg["select"]["sweep"] or "",
+    }
     params.update({f"weight.{k}": v for k, v in rep.ranking.weights.items()})
     metrics = {f"score.{r.group.replace('/', '.')}": r.total for r in rep.ranking.rows}
     metrics.update({f"rank.{r.group.replace('/', '.')}": float(r.rank) for r in rep.ranking.rows})

@@ -58,7 +58,13 @@ def validate(cfg: Mapping[str, Any]) -> None:
     from framework_arena.compare.criteria import CRITERIA
 
     p: list[str] = []
-    _expect(p, cfg["tracking"]["name"] != "none" and bool(cfg["tracking"].get("uri")), "tracking", cfg["tracking"]["name"], "to be local or server: a store to read the trials from")
+    _expect(
+        p,
+        cfg["tracking"]["name"] != "none" and bool(cfg["tracking"].get("uri")),
+        "tracking",
+        cfg["tracking"]["name"],
+        "to be local or server: a store to read the trials from",
+    )
     _expect(p, cfg["group_by"] in GROUP_BY, "group_by", cfg["group_by"], f"to be one of {', '.join(GROUP_BY)}")
     _expect(p, 0.0 < cfg["target_accuracy"] <= 1.0, "target_accuracy", cfg["target_accuracy"], "to be a validation accuracy in (0, 1]")
     b = cfg["bootstrap"]
@@ -73,10 +79,18 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _expect(p, isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0, f"ranking.weights.{key}", w, "to be a number >= 0")
     static = (cfg.get("criteria") or {}).get("static") or {}
     for key, entry in static.items():
-        _expect(p, key in CRITERIA and CRITERIA[key].kind == "static", f"criteria.static.{key}", key, "to name a static criterion: " + ", ".join(k for k, c in CRITERIA.items() if c.kind == "static"))
+        _expect(
+            p,
+            key in CRITERIA and CRITERIA[key].kind == "static",
+            f"criteria.static.{key}",
+            key,
+            "to name a static criterion: " + ", ".join(k for k, c in CRITERIA.items() if c.kind == "static"),
+        )
         for fw, v in (entry.get("values") or {}).items():
             _expect(p, isinstance(v, (int, float)) and not isinstance(v, bool), f"criteria.static.{key}.values.{fw}", v, "to be a number")
         for attr in ("source", "date"):
-            _expect(p, bool(entry.get(attr)), f"criteria.static.{key}.{attr}", entry.get(attr), "to be set: every static value says where and when it comes from")
+            _expect(
+                p, bool(entry.get(attr)), f"criteria.static.{key}.{attr}", entry.get(attr), "to be set: every static value says where and when it comes from"
+            )
     if p:
         raise ConfigError(p)

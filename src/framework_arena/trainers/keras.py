@@ -39,8 +39,12 @@ def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
         return keras.layers.Dense(layer.units, activation=layer.activation, kernel_initializer=init, bias_initializer="zeros")
     if isinstance(layer, models.Conv2D):
         return keras.layers.Conv2D(
-            layer.filters, layer.kernel_size, padding="same", activation=layer.activation,
-            kernel_initializer=init, bias_initializer="zeros",
+            layer.filters,
+            layer.kernel_size,
+            padding="same",
+            activation=layer.activation,
+            kernel_initializer=init,
+            bias_initializer="zeros",
         )
     if isinstance(layer, models.MaxPool2D):
         return keras.layers.MaxPooling2D(layer.pool_size)
@@ -48,8 +52,12 @@ def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
         return keras.layers.Dropout(layer.rate)
     if isinstance(layer, models.LSTM):
         return keras.layers.LSTM(
-            layer.units, return_sequences=layer.return_sequences, kernel_initializer=init,
-            recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=True,
+            layer.units,
+            return_sequences=layer.return_sequences,
+            kernel_initializer=init,
+            recurrent_initializer="orthogonal",
+            bias_initializer="zeros",
+            unit_forget_bias=True,
         )
     raise TypeError(f"Unknown layer {layer!r}")
 
@@ -59,13 +67,15 @@ def _optimizer(optim: Mapping[str, Any]) -> keras.optimizers.Optimizer:
     # slightly different placement (Keras' effective epsilon is eps / sqrt(1 - beta2**t)).
     name = optim["name"]
     if name == "adam":
-        return keras.optimizers.Adam(
-            learning_rate=optim["lr"], beta_1=optim["beta1"], beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False
-        )
+        return keras.optimizers.Adam(learning_rate=optim["lr"], beta_1=optim["beta1"], beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False)
     if name == "adamw":
         return keras.optimizers.AdamW(
-            learning_rate=optim["lr"], weight_decay=optim["weight_decay"], beta_1=optim["beta1"],
-            beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False,
+            learning_rate=optim["lr"],
+            weight_decay=optim["weight_decay"],
+            beta_1=optim["beta1"],
+            beta_2=optim["beta2"],
+            epsilon=optim["eps"],
+            amsgrad=False,
         )
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=optim["lr"], momentum=optim["momentum"], nesterov=optim["nesterov"])
@@ -125,13 +135,16 @@ class _Reporter(keras.callbacks.Callback):
         logs = logs or {}
         train_loss = float(logs["loss"])
         check_finite(epoch + 1, train_loss)
-        self.callback.on_epoch_end(epoch + 1, {
-            "train_loss": train_loss,
-            "train_accuracy": float(logs["accuracy"]),
-            "val_loss": float(logs["val_loss"]),
-            "val_accuracy": float(logs["val_accuracy"]),
-            **self.stopwatch.epoch_end(now=self.last_step_end),
-        })
+        self.callback.on_epoch_end(
+            epoch + 1,
+            {
+                "train_loss": train_loss,
+                "train_accuracy": float(logs["accuracy"]),
+                "val_loss": float(logs["val_loss"]),
+                "val_accuracy": float(logs["val_accuracy"]),
+                **self.stopwatch.epoch_end(now=self.last_step_end),
+            },
+        )
 
 
 class KerasTrainer(Trainer):

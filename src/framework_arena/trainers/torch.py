@@ -167,13 +167,9 @@ class TorchTrainer(Trainer):
         if name == "adam":
             return torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=0.0)
         if name == "adamw":
-            return torch.optim.AdamW(
-                params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"]
-            )
+            return torch.optim.AdamW(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"])
         if name == "sgd":
-            return torch.optim.SGD(
-                params, lr=o["lr"], momentum=o["momentum"], dampening=0.0, weight_decay=0.0, nesterov=o["nesterov"]
-            )
+            return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], dampening=0.0, weight_decay=0.0, nesterov=o["nesterov"])
         raise ValueError(f"Expected optim.name in {list(OPTIMIZERS)}. Received: optim.name={name!r}")
 
     def _sync(self) -> None:
