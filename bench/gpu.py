@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="the Markdown results file (default bench/results/gpu-<device>.md)")
     args = ap.parse_args()
     if args.device == "cuda":
-        from framework_arena.config import gpu_visible
+        from framework_arena.validation import gpu_visible
 
         if not gpu_visible():
             sys.exit("bench/gpu.py: no GPU is visible here (see `nvidia-smi`); run with --device cpu --smoke to check the script")

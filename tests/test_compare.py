@@ -23,9 +23,9 @@ ARTICLE_ROWS = {"interfaces", "architecture", "performance", "learning curve", "
 def _compose_compare(overrides: Sequence[str] = ()) -> dict[str, Any]:
     from hydra import compose, initialize_config_module
 
-    from framework_arena.config import register_configs
+    from framework_arena.compare.settings import register
 
-    register_configs()
+    register()
     with initialize_config_module(config_module="framework_arena.conf", version_base="1.3"):
         cfg = compose(config_name="compare", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -9,7 +9,7 @@ from conftest import compose, run_arena
 from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from framework_arena import config as c
+from framework_arena import identity, validation
 from framework_arena.runner import resolve
 
 
@@ -29,7 +29,7 @@ def test_search_path_plugin_is_discovered() -> None:
 )
 def test_every_group_composes_and_validates(overrides: list[str]) -> None:
     cfg = resolve(compose(overrides))
-    c.validate(cfg)
+    validation.validate(cfg)
     assert cfg["data"]["split_seed"] == cfg["trainer"]["seed"]
 
 
@@ -68,15 +68,15 @@ def test_defaults_are_written_out_in_full() -> None:
     ],
 )
 def test_validation_names_key_value_and_expectation(overrides: list[str], key: str, value: str) -> None:
-    with pytest.raises(c.ConfigError) as err:
-        c.validate(resolve(compose(overrides)))
+    with pytest.raises(validation.ConfigError) as err:
+        validation.validate(resolve(compose(overrides)))
     text = str(err.value)
     assert key in text and value in text and ("Expected" in text or "needs" in text), text
 
 
 def test_all_problems_are_reported_together() -> None:
-    with pytest.raises(c.ConfigError) as err:
-        c.validate(resolve(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))
+    with pytest.raises(validation.ConfigError) as err:
+        validation.validate(resolve(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))
     assert len(err.value.problems) == 3
 
 
@@ -84,13 +84,13 @@ def test_config_hash_ignores_where_results_go() -> None:
     a = resolve(compose())
     b = resolve(compose(["tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x"]))
     d = resolve(compose(["optim.lr=0.002"]))
-    assert c.config_hash(a) == c.config_hash(b) != c.config_hash(d)
+    assert identity.config_hash(a) == identity.config_hash(b) != identity.config_hash(d)
 
 
 def test_run_name_and_flatten() -> None:
     cfg = resolve(compose(["framework=keras", "framework.backend=jax", "model=cnn", "trainer.seed=3"]))
-    assert c.run_name(cfg) == "keras-jax-cnn-digits-s3"
-    flat = dict(c.flatten(cfg))
+    assert identity.run_name(cfg) == "keras-jax-cnn-digits-s3"
+    flat = dict(identity.flatten(cfg))
     assert flat["optim.eps"] == 1e-7 and flat["model.filters"] == [16, 32]
 
 
@@ -115,7 +115,7 @@ def _assert_no_run_created(cwd: Path) -> None:
         pytest.param(
             ["trainer.device=cuda"],
             "Received: trainer.device='cuda'",
-            marks=pytest.mark.skipif(c.gpu_visible(), reason="this machine has a GPU"),
+            marks=pytest.mark.skipif(validation.gpu_visible(), reason="this machine has a GPU"),
         ),
     ],
 )

@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from framework_arena.config import ConfigError, register_configs
-from framework_arena.errors import TrackingUnavailable
+from framework_arena.config import register_configs
+from framework_arena.errors import ConfigError, TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, tracking_for, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.secrets import redact_text

@@ -198,7 +198,7 @@ def main() -> None:
     try:
         summary = _train(trial["cfg"], trial["uri"], trial["run_id"], channel, trial.get("offline_dir"))
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
-        from framework_arena.trainers.base import NonFiniteLossError
+        from framework_arena.contracts import NonFiniteLossError
 
         reason = "nan_loss" if isinstance(e, NonFiniteLossError) else getattr(e, "arena_reason", "exception")
         channel.send(["error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}])

@@ -11,3 +11,11 @@ class TrackingUnavailable(RuntimeError):
     """
 
     arena_reason = "tracking"  # the run's arena.failure_reason
+
+
+class ConfigError(ValueError):
+    """One or more config values are wrong; the message names each key, value and expectation."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -21,9 +21,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
-INITIALIZERS = ("glorot_uniform", "he_uniform", "lecun_uniform")
-MODEL_KINDS = ("mlp", "cnn", "lstm")
+from framework_arena.names import INITIALIZERS, MODEL_KINDS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-PLATFORMS = ("auto", "none", "domino")
 DOMINO_STATS = "dominostats.json"
 DOMINO_ARTIFACTS = "/mnt/artifacts"  # a Git-based project's artifacts folder, synced back after a job
 #: The trial metrics Domino's job dashboard shows as columns.

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from framework_arena import config as cfg_mod
+from framework_arena import identity, validation
 from framework_arena.sweep import SweepContext
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _tags(cfg: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, str]:
         "arena.model": cfg["model"]["name"],
         "arena.data": cfg["data"]["name"],
         "arena.optim": cfg["optim"]["name"],
-        "arena.config_hash": cfg_mod.config_hash(cfg),
+        "arena.config_hash": identity.config_hash(cfg),
         "arena.overrides": " ".join(overrides),
         "mlflow.source.name": "arena",
     }
@@ -167,6 +167,16 @@ def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResu
     return summary
 
 
+def resolve_threads(threads: int) -> int:
+    """``trainer.threads=0`` means every core this process may use."""
+    if threads > 0:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
     """Runs one trial of ``cfg`` in a fresh child process and tracks it.
 
@@ -181,13 +191,13 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
     """
     container = resolve(cfg)
-    cfg_mod.validate(container)
-    container["trainer"]["threads"] = cfg_mod.resolve_threads(container["trainer"]["threads"])
+    validation.validate(container)
+    container["trainer"]["threads"] = resolve_threads(container["trainer"]["threads"])
     if "platform" in container:
         from framework_arena.platform import tracking_for
 
         container["tracking"] = tracking_for(container["platform"], container["tracking"])
-    name = cfg_mod.run_name(container)
+    name = identity.run_name(container)
     result = TrialResult(status="RUNNING", run_name=name)
     tk = container["tracking"]
 

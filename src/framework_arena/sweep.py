@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from framework_arena.identity import job_records, job_tag
+
 log = logging.getLogger("arena.sweep")
 
 PARENT_ENV = "ARENA_PARENT_RUN_ID"
 SWEEP_ENV = "ARENA_SWEEP_ID"
 URI_ENV = "ARENA_SWEEP_TRACKING_URI"
-JOB_TAG = "arena.job."
 SUMMARY_COLUMNS = (
     "job",
     "status",
@@ -145,7 +146,7 @@ def record_job(ctx: SweepContext, job_num: int, record: Mapping[str, Any]) -> No
     """Called in the job's process: files its outcome on the parent run as ``arena.job.<num>``."""
     from framework_arena.tracking import RunHandle
 
-    RunHandle(ctx.uri, run_id=ctx.parent_run_id).set_tags({f"{JOB_TAG}{job_num:05d}": json.dumps(record)})
+    RunHandle(ctx.uri, run_id=ctx.parent_run_id).set_tags({job_tag(job_num): json.dumps(record)})
 
 
 def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
@@ -154,10 +155,7 @@ def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = 
     if run is None:
         return 0
     parent = run.get()
-    records = sorted(
-        ((int(k[len(JOB_TAG) :]), json.loads(v)) for k, v in parent.data.tags.items() if k.startswith(JOB_TAG)),
-        key=lambda item: item[0],
-    )
+    records = job_records(parent.data.tags)
     runs = run.runs([r["run_id"] for _, r in records if r.get("run_id")])
     rows = []
     for num, rec in records:

@@ -25,15 +25,15 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-from framework_arena.config import flatten
 from framework_arena.errors import TrackingUnavailable
+from framework_arena.identity import flatten
 from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
 from framework_arena.secrets import redact, redact_text
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from framework_arena.trainers.base import ModelExport
+    from framework_arena.contracts import ModelExport
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,9 @@ class FrameworkArenaSearchPathPlugin(SearchPathPlugin):
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         # The schemas the YAML files extend must be in the ConfigStore before they are loaded.
+        from framework_arena.compare.settings import register as register_compare
         from framework_arena.config import register_configs
 
         register_configs()
+        register_compare()
         search_path.append(provider="framework-arena", path="pkg://framework_arena.conf")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from framework_arena.identity import job_records
+from framework_arena.names import label
 from framework_arena.tracking import Reader
 
 log = logging.getLogger("arena.compare")
@@ -61,7 +62,7 @@ class Selection:
 def group_of(tags: Mapping[str, str], params: Mapping[str, str], group_by: str) -> tuple[str, str]:
     """(group key, framework name) of a run from its ``arena.*`` tags."""
     framework = tags.get("arena.framework") or params.get("framework.name", "?")
-    group = f"keras-{tags.get('arena.backend') or params.get('framework.backend', '?')}" if framework == "keras" else framework
+    group = label(framework, tags.get("arena.backend") or params.get("framework.backend") or "?")
     if group_by == "framework_model":
         group += "/" + (tags.get("arena.model") or params.get("model.name", "?"))
     return group, framework
@@ -107,7 +108,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
         runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), limit)
         # Trials a resumed sweep skipped belong to an earlier sweep: its job records name them.
         seen = {r.info.run_id for r in runs}
-        recorded = [json.loads(v).get("run_id") for k, v in sweep_run.data.tags.items() if k.startswith("arena.job.")]
+        recorded = [record.get("run_id") for _, record in job_records(sweep_run.data.tags)]
         extra = [r for r in recorded if r and r not in seen]
         for i in range(0, len(extra), 100):
             chunk = ", ".join(f"'{r}'" for r in extra[i : i + 100])

@@ -8,7 +8,9 @@ from typing import Any, List, Mapping, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from framework_arena.config import ConfigError, PlatformConfig, TrackingConfig, _expect
+from framework_arena.config import PlatformConfig, TrackingConfig
+from framework_arena.errors import ConfigError
+from framework_arena.validation import expect
 
 GROUP_BY = ("framework", "framework_model")
 
@@ -58,28 +60,28 @@ def validate(cfg: Mapping[str, Any]) -> None:
     from framework_arena.compare.criteria import CRITERIA
 
     p: list[str] = []
-    _expect(
+    expect(
         p,
         cfg["tracking"]["name"] != "none" and bool(cfg["tracking"].get("uri")),
         "tracking",
         cfg["tracking"]["name"],
         "to be local or server: a store to read the trials from",
     )
-    _expect(p, cfg["group_by"] in GROUP_BY, "group_by", cfg["group_by"], f"to be one of {', '.join(GROUP_BY)}")
-    _expect(p, 0.0 < cfg["target_accuracy"] <= 1.0, "target_accuracy", cfg["target_accuracy"], "to be a validation accuracy in (0, 1]")
+    expect(p, cfg["group_by"] in GROUP_BY, "group_by", cfg["group_by"], f"to be one of {', '.join(GROUP_BY)}")
+    expect(p, 0.0 < cfg["target_accuracy"] <= 1.0, "target_accuracy", cfg["target_accuracy"], "to be a validation accuracy in (0, 1]")
     b = cfg["bootstrap"]
-    _expect(p, b["samples"] >= 0, "bootstrap.samples", b["samples"], "to be an integer >= 0 (0 switches the intervals off)")
-    _expect(p, 0.5 <= b["confidence"] < 1.0, "bootstrap.confidence", b["confidence"], "to be a probability in [0.5, 1)")
-    _expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
-    _expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
+    expect(p, b["samples"] >= 0, "bootstrap.samples", b["samples"], "to be an integer >= 0 (0 switches the intervals off)")
+    expect(p, 0.5 <= b["confidence"] < 1.0, "bootstrap.confidence", b["confidence"], "to be a probability in [0.5, 1)")
+    expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
+    expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
     weights = (cfg.get("ranking") or {}).get("weights") or {}
-    _expect(p, bool(weights), "ranking.weights", weights, "to give at least one criterion a weight (see conf/ranking/)")
+    expect(p, bool(weights), "ranking.weights", weights, "to give at least one criterion a weight (see conf/ranking/)")
     for key, w in weights.items():
-        _expect(p, key in CRITERIA, f"ranking.weights.{key}", w, f"to name a known criterion: {', '.join(CRITERIA)}")
-        _expect(p, isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0, f"ranking.weights.{key}", w, "to be a number >= 0")
+        expect(p, key in CRITERIA, f"ranking.weights.{key}", w, f"to name a known criterion: {', '.join(CRITERIA)}")
+        expect(p, isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0, f"ranking.weights.{key}", w, "to be a number >= 0")
     static = (cfg.get("criteria") or {}).get("static") or {}
     for key, entry in static.items():
-        _expect(
+        expect(
             p,
             key in CRITERIA and CRITERIA[key].kind == "static",
             f"criteria.static.{key}",
@@ -87,9 +89,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
             "to name a static criterion: " + ", ".join(k for k, c in CRITERIA.items() if c.kind == "static"),
         )
         for fw, v in (entry.get("values") or {}).items():
-            _expect(p, isinstance(v, (int, float)) and not isinstance(v, bool), f"criteria.static.{key}.values.{fw}", v, "to be a number")
+            expect(p, isinstance(v, (int, float)) and not isinstance(v, bool), f"criteria.static.{key}.values.{fw}", v, "to be a number")
         for attr in ("source", "date"):
-            _expect(
+            expect(
                 p, bool(entry.get(attr)), f"criteria.static.{key}.{attr}", entry.get(attr), "to be set: every static value says where and when it comes from"
             )
     if p:

@@ -12,64 +12,17 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from framework_arena.contracts import Callback, ModelExport, NonFiniteLossError
 from framework_arena.data import Dataset
 from framework_arena.models import ModelSpec
 
-#: Keys every ``on_epoch_end`` ``logs`` dict carries.
-EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 #: Batch size for validation, test and prediction passes, the same in every framework.
 EVAL_BATCH_SIZE = 1024
-
-
-class Callback(Protocol):
-    """What a trainer reports, in the manner of Keras callbacks: ``logs`` is the whole contract."""
-
-    def on_train_begin(self, info: Mapping[str, Any]) -> None:
-        """Called once the model is built, before the first step.
-
-        Args:
-            info: ``num_params``, ``framework_version``, ``device`` and ``backend`` (Keras).
-        """
-
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        """Called every ``TrainSettings.log_every_n_steps`` optimizer steps (never when it is 0).
-
-        Args:
-            step: 1-based optimizer step, counted over the whole training.
-            logs: ``train_loss_running``, the mean training loss of the epoch so far.
-        """
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Called after each epoch's training and validation.
-
-        Args:
-            epoch: 1-based epoch number.
-            logs: the :data:`EPOCH_KEYS`; ``epoch_time_s`` covers the training steps only,
-                from the first batch to the end of the last one, validation excluded; and
-                ``train_samples_per_s`` when the epoch has steps after the warm-up.
-        """
-
-    def on_train_end(self, logs: Mapping[str, float]) -> None:
-        """Called once after the last epoch.
-
-        Args:
-            logs: the :meth:`Stopwatch.end_logs`: ``time_to_first_step_s``, ``compile_time_s``
-                and ``fit_time_s``.
-        """
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the trial fails with this reason."""
-
-    def __init__(self, epoch: int, value: float) -> None:
-        super().__init__(f"train_loss became {value} at epoch {epoch}: lower optim.lr or check the data")
-        self.epoch = epoch
-        self.value = value
 
 
 @dataclass(frozen=True)
@@ -96,22 +49,6 @@ def check_finite(epoch: int, loss: float) -> None:
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
-@dataclass
-class ModelExport:
-    """What ``tracking.py`` needs to log a trained model with its MLflow flavor.
-
-    ``Model.log(name="model", flavor=mlflow.<flavor>, **{model_kwarg: model}, pip_requirements=...,
-    signature=..., input_example=..., **extra)`` must give a model that ``mlflow.pyfunc.load_model``
-    loads back and that predicts the trainer's logits for a float32 array of any batch size.
-    """
-
-    flavor: str  # "pytorch" | "tensorflow" | "keras"
-    model_kwarg: str  # the keyword mlflow.<flavor>.save_model takes the model by
-    model: Any
-    pip_requirements: list[str]  # pinned framework packages; tracking adds mlflow itself
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Stopwatch:

@@ -16,15 +16,9 @@ import numpy as np
 
 from framework_arena import data as data_lib
 from framework_arena import models
+from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset
-from framework_arena.trainers.base import (
-    EVAL_BATCH_SIZE,
-    Callback,
-    ModelExport,
-    Stopwatch,
-    Trainer,
-    check_finite,
-)
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
 
 BACKENDS = ("tensorflow", "torch", "jax")
 

@@ -18,8 +18,9 @@ import tensorflow as tf
 
 from framework_arena import data as d
 from framework_arena import models as m
+from framework_arena.contracts import Callback, ModelExport
 from framework_arena.trainers._tf_optim import make_optimizer
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, Callback, ModelExport, Stopwatch, Trainer, check_finite
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
 
 _ACTIVATIONS = {
     "relu": tf.nn.relu,

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from framework_arena import models as m
+from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, epoch_order
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, Callback, ModelExport, Stopwatch, Trainer, check_finite
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
