@@ -95,3 +95,16 @@ def write_results(
 
 def python() -> str:
     return sys.executable
+
+
+def compose_trial(overrides: Sequence[str]) -> Any:
+    """A :class:`~framework_arena.trial.Trial` composed from the real config tree and resolved, as
+    ``arena`` would: the benchmarks write no config of their own."""
+    from hydra import compose, initialize_config_module
+
+    from framework_arena.config import register_configs
+    from framework_arena.trial import resolve_trial
+
+    register_configs()
+    with initialize_config_module(config_module="framework_arena.conf", version_base="1.3"):
+        return resolve_trial(compose(config_name="config", overrides=list(overrides)))

@@ -46,9 +46,10 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import RESULTS, machine, med, python, run_json, write_results  # noqa: E402
+from _common import RESULTS, compose_trial, machine, med, python, run_json, write_results  # noqa: E402
 
 from framework_arena.child import environment  # noqa: E402
+from framework_arena.trial import Trial  # noqa: E402
 
 PROFILES = {
     # num_samples: synthetic 16x16 images, 90% of them trained on (7112: 100 steps of 64 per
@@ -63,31 +64,26 @@ FRAMEWORKS = {"torch": None, "tensorflow": None, "keras": "tensorflow"}
 IMPORT = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras"}
 
 
-def trial_cfg(framework: str, threads: int, epochs: int = 1) -> dict[str, Any]:
-    return {
-        "framework": {"name": framework, "backend": FRAMEWORKS[framework], "compile": False},
-        "model": MODEL,
-        "data": {"name": "digits", "val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0},
-        "optim": {"name": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
-        "trainer": {"epochs": epochs, "batch_size": 64, "seed": 0, "threads": threads, "device": "cpu"},
-        "tracking": {"name": "none", "log_model": False},
-    }
+def trial_cfg(framework: str, threads: int, epochs: int = 1) -> Trial:
+    """The untracked default MLP trial, composed and resolved as ``arena`` does."""
+    backend = [f"framework.backend={FRAMEWORKS[framework]}"] if FRAMEWORKS[framework] else []
+    return compose_trial([f"framework={framework}", *backend, "tracking=none", f"trainer.threads={threads}", f"trainer.epochs={epochs}", "trainer.device=cpu"])
 
 
 def trial_start_s(framework: str, threads: int) -> float:
     """Seconds from spawning ``python -m framework_arena.child`` to its ``begin`` message."""
-    cfg = trial_cfg(framework, threads)
+    trial = trial_cfg(framework, threads)
     start = time.perf_counter()
     proc = subprocess.Popen(
         [python(), "-m", "framework_arena.child"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=environment(cfg, os.environ),
+        env=environment(trial, os.environ),
         text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"cfg": cfg, "uri": None, "run_id": None}))
+    proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": None}))
     proc.stdin.close()
     for line in proc.stdout:
         if json.loads(line)[0] == "begin":

@@ -10,7 +10,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from framework_arena import identity, validation
-from framework_arena.runner import resolve
+from framework_arena.trial import plain
 
 
 def test_search_path_plugin_is_discovered() -> None:
@@ -28,13 +28,13 @@ def test_search_path_plugin_is_discovered() -> None:
     ],
 )
 def test_every_group_composes_and_validates(overrides: list[str]) -> None:
-    cfg = resolve(compose(overrides))
+    cfg = plain(compose(overrides))
     validation.validate(cfg)
     assert cfg["data"]["split_seed"] == cfg["trainer"]["seed"]
 
 
 def test_defaults_are_written_out_in_full() -> None:
-    cfg = resolve(compose())
+    cfg = plain(compose())
     assert cfg["framework"] == {"name": "torch", "backend": None, "compile": False}
     assert cfg["trainer"]["precision"] == "fp32" and cfg["trainer"]["warmup_steps"] is None
     assert cfg["tracking"]["log_every_n_steps"] == 0 and cfg["tracking"]["system_metrics"] is False
@@ -69,26 +69,26 @@ def test_defaults_are_written_out_in_full() -> None:
 )
 def test_validation_names_key_value_and_expectation(overrides: list[str], key: str, value: str) -> None:
     with pytest.raises(validation.ConfigError) as err:
-        validation.validate(resolve(compose(overrides)))
+        validation.validate(plain(compose(overrides)))
     text = str(err.value)
     assert key in text and value in text and ("Expected" in text or "needs" in text), text
 
 
 def test_all_problems_are_reported_together() -> None:
     with pytest.raises(validation.ConfigError) as err:
-        validation.validate(resolve(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))
+        validation.validate(plain(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))
     assert len(err.value.problems) == 3
 
 
 def test_config_hash_ignores_where_results_go() -> None:
-    a = resolve(compose())
-    b = resolve(compose(["tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x"]))
-    d = resolve(compose(["optim.lr=0.002"]))
+    a = plain(compose())
+    b = plain(compose(["tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x"]))
+    d = plain(compose(["optim.lr=0.002"]))
     assert identity.config_hash(a) == identity.config_hash(b) != identity.config_hash(d)
 
 
 def test_run_name_and_flatten() -> None:
-    cfg = resolve(compose(["framework=keras", "framework.backend=jax", "model=cnn", "trainer.seed=3"]))
+    cfg = plain(compose(["framework=keras", "framework.backend=jax", "model=cnn", "trainer.seed=3"]))
     assert identity.run_name(cfg) == "keras-jax-cnn-digits-s3"
     flat = dict(identity.flatten(cfg))
     assert flat["optim.eps"] == 1e-7 and flat["model.filters"] == [16, 32]
@@ -131,3 +131,18 @@ def test_cli_lists_valid_options_for_unknown_framework(tmp_path: Path) -> None:
     out = proc.stdout + proc.stderr
     for name in ("keras", "tensorflow", "torch"):
         assert f"\t{name}" in out
+
+
+def test_the_resolved_trial_is_what_is_hashed_and_its_hash_is_stable_across_releases() -> None:
+    from framework_arena.trial import Trial, resolve_trial
+
+    trial = resolve_trial(compose(["trainer.threads=1"]))
+    # Pinned: a store's FINISHED runs are found again by this hash when a sweep resumes, so a
+    # refactoring that changes it silently retrains everything (this value predates the Trial).
+    assert trial.config_hash == "ddbbf977992b73e0"
+    assert trial.config_hash == identity.config_hash(plain(compose(["trainer.threads=1"])) | {"platform": {"name": "none"}})
+    again = Trial.from_json(trial.to_json())  # what the child receives is the same trial
+    assert again == trial and again.config_hash == trial.config_hash
+    assert trial.trainer.threads == 1 and trial.tracking.uri.startswith("sqlite:////") and trial.platform == "none"
+    with pytest.raises(TypeError):
+        trial.model["hidden"] = [1]  # frozen: no process changes a resolved fact

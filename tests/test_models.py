@@ -7,12 +7,12 @@ import pytest
 from conftest import compose
 
 from framework_arena import models
-from framework_arena.runner import resolve
+from framework_arena.trial import plain
 
 
 @pytest.mark.parametrize("model, expected", [("mlp", 17226), ("cnn", 13706), ("lstm", 19338)])
 def test_default_parameter_counts(model: str, expected: int) -> None:
-    cfg = resolve(compose([f"model={model}"]))["model"]
+    cfg = plain(compose([f"model={model}"]))["model"]
     spec = models.build_spec(cfg, (8, 8, 1), 10)
     # mlp: 64*128+128 + 128*64+64 + 64*10+10; lstm: 4*64*(8+64)+4*64 + 64*10+10
     assert models.count_params(spec) == expected
@@ -21,7 +21,7 @@ def test_default_parameter_counts(model: str, expected: int) -> None:
 
 
 def test_init_is_seeded_and_follows_the_scheme() -> None:
-    spec = models.build_spec(resolve(compose(["model=lstm"]))["model"], (8, 8, 1), 10)
+    spec = models.build_spec(plain(compose(["model=lstm"]))["model"], (8, 8, 1), 10)
     w0, w0_again, w1 = models.init_weights(spec, 0), models.init_weights(spec, 0), models.init_weights(spec, 1)
     kernel, recurrent, bias = w0[1]
     assert np.array_equal(kernel, w0_again[1][0]) and not np.array_equal(kernel, w1[1][0])
@@ -32,7 +32,7 @@ def test_init_is_seeded_and_follows_the_scheme() -> None:
 
 
 def test_shapes_that_cannot_feed_a_model_are_refused() -> None:
-    cnn = resolve(compose(["model=cnn"]))["model"]
+    cnn = plain(compose(["model=cnn"]))["model"]
     with pytest.raises(ValueError, match="model=cnn expects image data"):
         models.build_spec(cnn, (12, 5), 10)
     with pytest.raises(ValueError, match="shrinks the input to nothing"):

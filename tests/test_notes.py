@@ -7,13 +7,13 @@ import math
 from conftest import compose
 
 from framework_arena import notes
-from framework_arena.runner import resolve
+from framework_arena.trial import plain
 
 METRICS = {"val_accuracy": 0.84758, "test_accuracy": 0.7918, "val_loss": 1.17, "train_samples_per_s": 26874.3, "fit_time_s": 3.27, "num_params": 17226.0}
 
 
 def test_trial_note_says_framework_config_result_and_parent() -> None:
-    cfg = resolve(compose(["framework=keras", "framework.backend=torch", "optim=sgd", "trainer.epochs=3"]))
+    cfg = plain(compose(["framework=keras", "framework.backend=torch", "optim=sgd", "trainer.epochs=3"]))
     note = notes.trial_note(cfg, METRICS, "FINISHED", "p" * 32, experiment_id="7", framework_version="3.15.0")
     assert note.startswith("**keras on torch** · mlp · digits — **FINISHED**")
     assert "val_accuracy **0.8476**" in note and "train_samples_per_s **26,874**" in note and "num_params **17,226**" in note
@@ -25,7 +25,7 @@ def test_trial_note_says_framework_config_result_and_parent() -> None:
 
 
 def test_failed_trial_note_gives_the_reason_on_one_line() -> None:
-    cfg = resolve(compose([]))
+    cfg = plain(compose([]))
     note = notes.trial_note(cfg, {}, "FAILED", message="NonFiniteLossError: loss is nan\n  at epoch 2")
     assert "**Result:** failed: NonFiniteLossError: loss is nan at epoch 2; see `error.txt`" in note
     assert "Sweep" not in note  # a single run has no parent

@@ -14,10 +14,11 @@ from omegaconf import DictConfig
 
 from framework_arena.config import register_configs
 from framework_arena.errors import ConfigError, TrackingUnavailable
-from framework_arena.platform import TRIAL_STATS, tracking_for, write_stats
+from framework_arena.platform import TRIAL_STATS, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.secrets import redact_text
 from framework_arena.sweep import context_for_job, record_job
+from framework_arena.trial import resolve_trial, tracking_target
 
 log = logging.getLogger("arena")
 
@@ -57,16 +58,19 @@ def _job() -> tuple[bool, int, list[str], str]:
 def train(cfg: DictConfig) -> float:
     """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
     multirun, job_num, overrides, sweep_dir = _job()
-    sweep = context_for_job(tracking_for(cfg.platform, cfg.tracking), sweep_dir) if multirun else None
     record: dict[str, Any] = {"overrides": overrides}
     try:
-        result = run_trial(cfg, overrides, sweep)
+        trial = resolve_trial(cfg)  # validated and resolved once; the child gets exactly this
     except ConfigError as e:
         log.error("%s", e)
+        sweep = context_for_job(tracking_target(cfg), sweep_dir) if multirun else None
         if sweep is None:
             sys.exit(2)
         record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
         return math.nan  # contained: the other trials of the sweep still run
+    try:
+        sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
+        result = run_trial(trial, overrides, sweep)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)
@@ -77,8 +81,8 @@ def train(cfg: DictConfig) -> float:
         return math.nan
     log.info("%s", redact_text(_summary(result)))
     if sweep is None and result.status == "FINISHED":
-        write_stats(cfg.platform, {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
-    objective = cfg.arena.objective
+        write_stats(trial.config["platform"], {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
+    objective = trial.objective
     value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
     if sweep is not None:
         record_job(
@@ -106,7 +110,7 @@ def compare(cfg: DictConfig) -> None:
     from framework_arena.compare.run import compare as run_compare
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    plain["tracking"] = dict(tracking_for(cfg.platform, cfg.tracking))
+    plain["tracking"] = tracking_target(cfg)
     if plain["select"]["experiment"] == cfg.tracking.experiment:  # the default: the platform's name for it (Domino)
         plain["select"]["experiment"] = plain["tracking"]["experiment"]
     try:

@@ -6,10 +6,11 @@ before any framework is imported. A plain subprocess rather than ``multiprocessi
 same inside joblib's loky workers, Ray workers and submitit jobs, whose start methods and
 ``__main__`` modules a spawned ``multiprocessing`` child would inherit.
 
-Protocol: the trial arrives as one JSON object on stdin (``cfg``, ``uri``, ``run_id``). Messages
-go back as JSON lines on the original stdout: ``["begin", info]``, ``["epoch", epoch, logs]``,
-then ``["result", summary]`` or ``["error", details]``. Anything the frameworks print is moved to
-stderr so it cannot corrupt that channel.
+Protocol: the resolved trial arrives as one JSON object on stdin (``trial``: the
+:class:`~framework_arena.trial.Trial`'s config, ``run_id``, ``offline_dir``); nothing is resolved
+or validated again here. Messages go back as JSON lines on the original stdout
+(:data:`framework_arena.contracts.MESSAGES`). Anything the frameworks print is moved to stderr so
+it cannot corrupt that channel.
 """
 
 from __future__ import annotations
@@ -20,26 +21,28 @@ import signal
 import sys
 import time
 import traceback
-from typing import IO, Any, Mapping
+from typing import IO, TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from framework_arena.trial import Trial
 
 
-def environment(cfg: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+def environment(trial: Trial, base: Mapping[str, str]) -> dict[str, str]:
     """The child's environment: ``base`` plus what must be set before a framework is imported."""
     env = dict(base)
-    threads = str(cfg["trainer"]["threads"])
+    threads = str(trial.trainer.threads)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         env[var] = threads
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter buries the progress bar
-    fw = cfg["framework"]
-    if fw["name"] == "keras":
-        env["KERAS_BACKEND"] = fw["backend"]
+    if trial.framework == "keras":
+        env["KERAS_BACKEND"] = str(trial.backend)
         # Keras writes ~/.keras/keras.json on import; keep that out of the user's home.
         env.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".cache", "framework-arena", "keras"))
-        if fw["backend"] == "jax":
+        if trial.backend == "jax":
             # XLA reads its thread count only at start-up.
             flags = env.get("XLA_FLAGS", "")
             env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
-    if cfg["trainer"]["device"] == "cpu":
+    if trial.trainer.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 
@@ -98,20 +101,20 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _Channel, offline_dir: str | None = None) -> dict[str, Any]:
+def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None) -> dict[str, Any]:
     from framework_arena.trainers import get_trainer
 
     start = time.perf_counter()
-    trainer_cls = get_trainer(cfg["framework"]["name"])  # imports the framework
+    trainer_cls = get_trainer(trial.framework)  # imports the framework
     import_time = time.perf_counter() - start
 
     logger = None
     if run_id:
         from framework_arena.tracking import RunLogger
 
-        logger = RunLogger(uri, run_id, offline_dir)
+        logger = RunLogger(str(trial.tracking.uri), run_id, offline_dir)
     try:
-        summary = _trial(cfg, trainer_cls, import_time, logger, conn)
+        summary = _trial(trial, trainer_cls, import_time, logger, conn)
     except BaseException:
         if logger:
             logger.close(raise_if_lost=False)  # the trial's own error is the one to report
@@ -121,69 +124,63 @@ def _train(cfg: Mapping[str, Any], uri: str | None, run_id: str | None, conn: _C
     return summary
 
 
-def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger: Any, conn: _Channel) -> dict[str, Any]:
+def _settings(trial: Trial, tracked: bool) -> Any:
+    """The trainer's settings, straight from the resolved trial (its schemas filled every default)."""
+    from framework_arena.trainers.base import TrainSettings
+
+    tr = trial.trainer
+    return TrainSettings(
+        tr.epochs,
+        tr.batch_size,
+        tr.seed,
+        tr.threads,
+        tr.device,
+        dict(trial.optim),
+        warmup_steps=tr.warmup_steps,
+        precision=tr.precision,
+        compile=trial.compile,
+        log_every_n_steps=trial.tracking.log_every_n_steps if tracked else 0,
+    )
+
+
+def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import models
     from framework_arena.probe import shape_bug
-    from framework_arena.trainers.base import TrainSettings
 
-    if logger and cfg["tracking"].get("system_metrics"):
+    if logger and trial.tracking.system_metrics:
         logger.start_system_metrics()
 
-    data = data_mod.load(cfg["data"], cfg["data"]["split_seed"])
-    spec = models.build_spec(cfg["model"], data.input_shape, data.num_classes)
-    tr = cfg["trainer"]
-    optim = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, **cfg["optim"]}
-    settings = TrainSettings(
-        tr["epochs"],
-        tr["batch_size"],
-        tr["seed"],
-        tr["threads"],
-        tr["device"],
-        optim,
-        warmup_steps=tr.get("warmup_steps"),
-        precision=tr.get("precision", "fp32"),
-        compile=bool(cfg["framework"].get("compile", False)),
-        log_every_n_steps=int(cfg["tracking"].get("log_every_n_steps", 0)) if logger else 0,
-    )
-    trainer = trainer_cls(spec, models.init_weights(spec, tr["seed"]), settings, cfg["framework"].get("backend"))
+    data = data_mod.load(trial.data, trial.data["split_seed"])
+    spec = models.build_spec(trial.model, data.input_shape, data.num_classes)
+    tr = trial.trainer
+    trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
-    if cfg["framework"]["name"] == "keras":
-        info["backend"] = cfg["framework"]["backend"]
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
     trainer.fit(data, reporter)
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
-    inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.get("inference_runs", 20), tr.get("inference_batch_size", 1024))
-    final = {
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-        "num_params": float(info["num_params"]),
-        "import_time_s": import_time,
-        "time_to_first_step_s": reporter.end_logs["time_to_first_step_s"],
-        "compile_time_s": reporter.end_logs["compile_time_s"],
-        **inference,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+    inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
+    # Logged here, once: num_params went with on_train_begin and the start-up times with on_train_end.
+    final = {"test_loss": test_loss, "test_accuracy": test_accuracy, "import_time_s": import_time, **inference, "peak_rss_mb": _peak_rss_mb()}
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
         final["gpu_peak_mem_mb"] = gpu_mem
-    epochs = tr["epochs"]
-    summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, **final}, "info": info}
+    summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, "num_params": float(info["num_params"]), **final}, "info": info}
     if logger:
-        logger.log_metrics(final, step=epochs)
-        logger.log_learning_curves(reporter.history, f"{cfg['framework']['name']} {cfg['model']['name']} on {cfg['data']['name']}")
-        if cfg["tracking"].get("log_model", True):
+        logger.log_metrics(final, step=tr.epochs)
+        logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
+        if trial.tracking.log_model:
             example = data.test.x[:5]
-            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=epochs)
+            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs)
     # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
     clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
     summary["metrics"].update(clarity)
     if logger:
-        logger.log_metrics(clarity, step=epochs)
+        logger.log_metrics(clarity, step=tr.epochs)
         logger.log_text(probe_message, "debug_probe.txt")
     return summary
 
@@ -194,9 +191,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8"))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
-    trial = json.load(sys.stdin)
+    message = json.load(sys.stdin)
     try:
-        summary = _train(trial["cfg"], trial["uri"], trial["run_id"], channel, trial.get("offline_dir"))
+        from framework_arena.trial import Trial
+
+        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"))
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.contracts import NonFiniteLossError
 

@@ -28,9 +28,9 @@ class FrameworkConfig:
 class MLPConfig:
     name: str = "mlp"
     hidden: List[int] = field(default_factory=lambda: [128, 64])
-    activation: str = "relu"
-    dropout: float = 0.1
-    init: str = "glorot_uniform"
+    activation: str = "relu"  # relu | tanh | sigmoid | gelu (exact, erf-based, in every framework)
+    dropout: float = 0.1  # after each hidden layer, in [0, 1)
+    init: str = "glorot_uniform"  # glorot_uniform | he_uniform | lecun_uniform; biases start at zero
 
 
 @dataclass
@@ -49,7 +49,7 @@ class CNNConfig:
 class LSTMConfig:
     name: str = "lstm"
     units: List[int] = field(default_factory=lambda: [64])
-    dropout: float = 0.0
+    dropout: float = 0.0  # after the last LSTM layer
     init: str = "glorot_uniform"
 
 
@@ -58,7 +58,7 @@ class DigitsConfig:
     name: str = "digits"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    split_seed: int = II("trainer.seed")
+    split_seed: int = II("trainer.seed")  # stratified split; set a number to keep one split across seeds
 
 
 @dataclass
@@ -77,13 +77,14 @@ class SyntheticConfig:
 class IdxConfig:
     name: str = "idx"
     path: Optional[str] = None
-    limit: Optional[int] = None
+    limit: Optional[int] = None  # only the first N training and test images (quick runs)
     val_fraction: float = 0.1
     split_seed: int = II("trainer.seed")
 
 
 @dataclass
 class AdamConfig:
+    # Written out in full: PyTorch and Keras disagree on Adam's default epsilon (1e-8 vs 1e-7).
     name: str = "adam"
     lr: float = 1e-3
     beta1: float = 0.9
@@ -110,8 +111,8 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 64
     seed: int = 0
-    threads: int = 0
-    device: str = "auto"
+    threads: int = 0  # 0: every core this process may use; the same count for every framework
+    device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (mixed: bf16 compute, fp32 weights)
     warmup_steps: Optional[int] = None  # steps left out of train_samples_per_s; null: the first epoch
     inference_runs: int = 20  # timed batch-1 predictions for infer_latency_ms_p50/p95
@@ -140,7 +141,7 @@ class PlatformConfig:
 
 @dataclass
 class SweepConfig:
-    objective: str = "val_accuracy"  # the metric the task returns to sweepers
+    objective: str = "val_accuracy"  # the metric the task returns to sweepers: one of names.OBJECTIVES
     direction: str = "maximize"
     rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
 

@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from framework_arena import identity, validation
+from framework_arena.child import environment
+from framework_arena.secrets import redact_text
 from framework_arena.sweep import SweepContext
+from framework_arena.trial import Trial, resolve_trial
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +75,20 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def resolve(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The trial config as a plain dict, interpolations resolved, ``hydra`` left out."""
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    container.pop("hydra", None)
-    return container  # type: ignore[return-value]
-
-
-def _tags(cfg: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, str]:
-    fw = cfg["framework"]
+def _tags(trial: Trial, overrides: Sequence[str]) -> dict[str, str]:
+    """The run's identity, set once at its creation (the child adds only what it measures)."""
     tags = {
         "arena.kind": "trial",
-        "arena.framework": fw["name"],
-        "arena.model": cfg["model"]["name"],
-        "arena.data": cfg["data"]["name"],
-        "arena.optim": cfg["optim"]["name"],
-        "arena.config_hash": identity.config_hash(cfg),
+        "arena.framework": trial.framework,
+        "arena.model": trial.model["name"],
+        "arena.data": trial.data["name"],
+        "arena.optim": trial.optim["name"],
+        "arena.config_hash": trial.config_hash,
         "arena.overrides": " ".join(overrides),
         "mlflow.source.name": "arena",
     }
-    if fw["name"] == "keras":
-        tags["arena.backend"] = fw["backend"]
+    if trial.backend:
+        tags["arena.backend"] = trial.backend
     return tags
 
 
@@ -167,51 +162,35 @@ def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResu
     return summary
 
 
-def resolve_threads(threads: int) -> int:
-    """``trainer.threads=0`` means every core this process may use."""
-    if threads > 0:
-        return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
-    """Runs one trial of ``cfg`` in a fresh child process and tracks it.
+def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
+    """Runs one trial in a fresh child process and tracks it.
 
     Args:
-        cfg: the composed config (``framework``, ``model``, ``data``, ``optim``, ``trainer``, ``tracking``).
+        cfg: the resolved :class:`~framework_arena.trial.Trial`, or a composed config (``framework``,
+            ``model``, ``data``, ``optim``, ``trainer``, ``tracking``) to resolve here.
         overrides: the command-line overrides, recorded as a tag.
         sweep: the multirun this trial belongs to: its run becomes a child of the sweep's run,
             and it is skipped when a FINISHED run with the same config hash exists.
 
     Returns:
-        The trial's result; raises :class:`~framework_arena.config.ConfigError` before creating
+        The trial's result; raises :class:`~framework_arena.errors.ConfigError` before creating
         anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
     """
-    container = resolve(cfg)
-    validation.validate(container)
-    container["trainer"]["threads"] = resolve_threads(container["trainer"]["threads"])
-    if "platform" in container:
-        from framework_arena.platform import tracking_for
-
-        container["tracking"] = tracking_for(container["platform"], container["tracking"])
-    name = identity.run_name(container)
+    trial = cfg if isinstance(cfg, Trial) else resolve_trial(cfg)
+    name = trial.run_name
     result = TrialResult(status="RUNNING", run_name=name)
-    tk = container["tracking"]
 
     run = None
     offline = None
     sender = None
-    if tk["name"] != "none":
+    if trial.tracking.enabled:
         from framework_arena.tracking import MetricSender, RunHandle, configure_http, offline_dir
 
-        configure_http(tk)  # fail fast when the server is gone: this process and the child
-        run = RunHandle(tk["uri"], tk["experiment"])
-        tags = _tags(container, overrides)
+        configure_http(trial.config["tracking"])  # fail fast when the server is gone: this process and the child
+        run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
+        tags = _tags(trial, overrides)
         if sweep is not None:
-            if not container.get("arena", {}).get("rerun"):
+            if not trial.rerun:
                 twin = run.find_finished(tags["arena.config_hash"])
                 if twin is not None:  # resume: this exact trial already finished in this experiment
                     result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
@@ -219,17 +198,13 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
                     result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
                     return result
             tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
-        result.run_id = run.start(name, tags, container)
+        result.run_id = run.start(name, tags, trial.as_dict())
         result.tracking_uri = run.uri
         offline = offline_dir(result.run_id)
         sender = MetricSender(run.uri, result.run_id)
 
-    from framework_arena.child import environment
-
     start = time.perf_counter()
-    from framework_arena.secrets import redact_text
-
-    progress = _Progress(redact_text(name), container["trainer"]["epochs"])
+    progress = _Progress(redact_text(name), trial.trainer.epochs)
     proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():
@@ -237,10 +212,10 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
                 [sys.executable, "-m", "framework_arena.child"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env=environment(container, os.environ),
+                env=environment(trial, os.environ),
             )
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"cfg": container, "uri": result.tracking_uri, "run_id": result.run_id, "offline_dir": offline}).encode())
+            proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": result.run_id, "offline_dir": offline}).encode())
             proc.stdin.close()
             summary = _watch(proc, progress, result, sender)
     except TrialInterrupted as e:
@@ -248,13 +223,13 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         _close(sender, quiet=True)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
-        _finish(run, result, container, sweep)
+        _finish(run, result, trial, sweep)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
         _close(sender, quiet=True)
         result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
-        _finish(run, result, container, sweep)
+        _finish(run, result, trial, sweep)
         raise
     finally:
         progress.close()
@@ -262,7 +237,7 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         _close(sender)
     except Exception as e:  # strict mode: a request MLflow refused; the run still gets a status
         result.status, result.reason, result.message = "FAILED", "exception", f"arena could not send the metrics: {e!r}"
-        _finish(run, result, container, sweep)
+        _finish(run, result, trial, sweep)
         raise
     result.seconds = time.perf_counter() - start
     if summary is not None and proc.returncode == 0:
@@ -271,7 +246,7 @@ def run_trial(cfg: DictConfig | Mapping[str, Any], overrides: Sequence[str] = ()
         result.info = summary.get("info", {})
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
-    _finish(run, result, container, sweep)
+    _finish(run, result, trial, sweep)
     return result
 
 
@@ -299,12 +274,12 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-def _finish(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepContext | None) -> None:
+def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> None:
     """Records the run's description and why a trial did not finish, then sets its final status."""
     if run is None:
         return
     try:
-        tags = _note(run, result, cfg, sweep)
+        tags = _note(run, result, trial, sweep)
         if result.status != "FINISHED":
             tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
         if tags:
@@ -321,7 +296,7 @@ def _finish(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepC
         log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, run.uri, result.status)
 
 
-def _note(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepContext | None) -> dict[str, str]:
+def _note(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> dict[str, str]:
     """The run's description (``mlflow.note.content``): config and result in a few Markdown lines."""
     from framework_arena.notes import NOTE_TAG, trial_note
     from framework_arena.tracking import strict
@@ -329,7 +304,7 @@ def _note(run: Any, result: TrialResult, cfg: Mapping[str, Any], sweep: SweepCon
     try:
         parent = sweep.parent_run_id if sweep is not None else None
         note = trial_note(
-            cfg,
+            trial.config,
             result.metrics,
             result.status,
             parent,
