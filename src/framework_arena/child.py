@@ -152,6 +152,12 @@ def _trial(cfg: Mapping[str, Any], trainer_cls: Any, import_time: float, logger:
     info["num_params"] = trainer.build()
     if cfg["framework"]["name"] == "keras":
         info["backend"] = cfg["framework"]["backend"]
+    if logger:  # facts about the framework as it ran, logged so that arena-compare reads only runs
+        from framework_arena.facts import framework_facts
+
+        fact_tags, fact_metrics = framework_facts(cfg["framework"]["name"], cfg["framework"].get("backend"))
+        logger.set_tags(fact_tags)
+        logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
     trainer.fit(data, reporter)
