@@ -5,7 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -215,3 +221,108 @@ def test_a_single_framework_is_described_not_ranked_against_the_article(store: s
     assert [r.group for r in rep.ranking.rows] == ["torch"] and rep.ranking.rows[0].rank == 1
     speed = next(a for a in rep.article if a.row == "speed")
     assert "one framework" in speed.verdict and "no difference measured" not in speed.verdict
+    # Planted runs log no license: nothing to hold against the article, which is not a disagreement.
+    assert next(a for a in rep.article if a.row == "license").verdict == "license: not comparable"
+
+
+def test_license_and_code_size_come_from_what_the_runs_logged(store: str, tmp_path: Path) -> None:
+    client = _plant(
+        store,
+        {
+            "torch": [
+                {"train_samples_per_s": 100, "trainer_api_names": 40, "trainer_lines": 200},
+                {"train_samples_per_s": 100, "trainer_api_names": 42, "trainer_lines": 210},
+            ],
+            "tensorflow": [{"train_samples_per_s": 300}],  # a run from before the trials logged these facts
+        },
+    )
+    for run in client.search_runs([client.get_experiment_by_name("planted").experiment_id], "tags.`arena.framework` = 'torch'"):
+        client.set_tag(run.info.run_id, "arena.license", "BSD-3-Clause")
+        client.set_tag(run.info.run_id, "arena.framework_dist", "torch")
+    ranking = _rank(store, tmp_path, {"train_throughput": 1, "license": 1, "code_size": 1})
+    crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((tmp_path / "report" / "criteria.csv").open())}
+    torch_license, torch_size = crit[("license", "torch")], crit[("code_size", "torch")]
+    assert torch_license["display"] == "BSD-3-Clause" and float(torch_license["value"]) == 1.0 and torch_license["note"] == "torch"
+    assert float(torch_size["value"]) == 41 and torch_size["display"] == "41 API names, 205 lines" and torch_size["runs"] == "2"
+    # The older run is reported missing, with the reason, never read from this machine's installs.
+    for key in ("license", "code_size"):
+        cell = crit[(key, "tensorflow")]
+        assert cell["display"] == "missing" and cell["value"] == "" and "not logged by these runs" in cell["note"], cell
+    assert ranking.used == ["train_throughput"] and set(ranking.excluded) == {"license", "code_size"}
+
+
+# Written as sitecustomize.py on the PYTHONPATH of one process: site imports it at start-up, before
+# anything else runs. Every import finder and every metadata finder then answers for torch exactly
+# as it does where torch is not installed (find_spec returns None, no distribution is found), so
+# `import torch` raises ModuleNotFoundError and importlib.metadata raises PackageNotFoundError.
+# Uninstalling torch from the shared environment is not an option; this is the same view of it.
+_WITHOUT_TORCH = textwrap.dedent(
+    """
+    import sys
+
+
+    def _is_torch(name):
+        return (name or "").split(".")[0].lower().replace("_", "-") == "torch"
+
+
+    class _WithoutTorch:
+        def __init__(self, finder):
+            self._finder = finder
+
+        def find_spec(self, name, path=None, target=None):
+            if _is_torch(name) or not hasattr(self._finder, "find_spec"):
+                return None
+            return self._finder.find_spec(name, path, target)
+
+        def find_distributions(self, *args, **kwargs):
+            if not hasattr(self._finder, "find_distributions"):
+                return iter(())
+            return (d for d in self._finder.find_distributions(*args, **kwargs) if not _is_torch(d.metadata["Name"]))
+
+        def __getattr__(self, attr):
+            return getattr(self._finder, attr)
+
+
+    sys.meta_path[:] = [_WithoutTorch(f) for f in sys.meta_path]
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_copied_store_compares_on_a_machine_without_one_framework(shootout: Path, tmp_path: Path) -> None:
+    """The license and API size of torch come from its runs, where torch is not installed."""
+    copy = tmp_path / "store"
+    copy.mkdir()
+    shutil.copy2(shootout / "mlflow.db", copy / "mlflow.db")
+    if (shootout / "mlruns").exists():
+        shutil.copytree(shootout / "mlruns", copy / "mlruns")
+    store = f"sqlite:///{copy / 'mlflow.db'}"
+    shim = tmp_path / "without_torch"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_WITHOUT_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    check = (
+        "import importlib.metadata as md, importlib.util\n"
+        "assert importlib.util.find_spec('torch') is None\n"
+        "try:\n    md.version('torch')\nexcept md.PackageNotFoundError:\n    pass\nelse:\n    raise SystemExit('torch metadata found')\n"
+        "try:\n    import torch\nexcept ModuleNotFoundError:\n    print('torch not installed')\n"
+    )
+    probe = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120)
+    assert probe.stdout.strip() == "torch not installed", probe.stdout + probe.stderr
+    out = tmp_path / "out"
+    args = [f"tracking.uri={store}", "select.sweep=latest", "report.log_run=false", "bootstrap.samples=20", f"hydra.run.dir={out}"]
+    proc = subprocess.run([str(Path(sys.executable).with_name("arena-compare")), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("framework-arena")
+    runs = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial' and tags.`arena.framework` = 'torch'")
+    assert len(runs) == 2
+    crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((out / "comparison" / "criteria.csv").open())}
+    torch_license, size = crit[("license", "torch")], crit[("code_size", "torch")]
+    assert {r.data.tags["arena.license"] for r in runs} == {torch_license["display"]} and "BSD" in torch_license["display"], torch_license
+    assert float(torch_license["value"]) == 1.0 and torch_license["note"] == "torch"
+    assert float(size["value"]) == statistics.median(r.data.metrics["trainer_api_names"] for r in runs) > 0
+    assert size["display"].endswith(f"{statistics.median(r.data.metrics['trainer_lines'] for r in runs):g} lines")
+    for group in ("tensorflow", "keras-tensorflow"):  # every framework's facts are read the same way
+        assert crit[("license", group)]["value"] and crit[("code_size", group)]["value"], group

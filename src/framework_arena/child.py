@@ -158,6 +158,12 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
+    if logger:  # facts about the framework as it ran, logged so that arena-compare reads only runs
+        from framework_arena.facts import framework_facts
+
+        fact_tags, fact_metrics = framework_facts(trial.framework, trial.backend)
+        logger.set_tags(fact_tags)
+        logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
     trainer.fit(data, reporter)

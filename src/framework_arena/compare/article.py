@@ -64,6 +64,9 @@ def _license_verdict(claims: Mapping[str, str], cells: Mapping[str, Cell]) -> tu
         if not claim or cell.value is None:
             continue
         (agree if token and token in cell.display else differ).append(f"{g}: article {claim}, installed {cell.display}")
+    if not agree and not differ:  # nothing to hold against the article, e.g. runs from before trials logged the license
+        missing = [g for g, cell in cells.items() if cell.value is None]
+        return "not comparable", [f"missing for {', '.join(missing)}"] if missing else []
     if agree and not differ:
         return "agrees", agree
     return ("disagrees" if not agree else "partly"), differ + agree

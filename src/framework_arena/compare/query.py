@@ -36,6 +36,7 @@ class Trial:
     params: dict[str, str]
     metrics: dict[str, float]
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # the run's arena.* tags (facts the trial logged: arena.license ...)
 
 
 @dataclass
@@ -128,6 +129,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
                 params.get("trainer.seed", "?"),
                 dict(params),
                 dict(run.data.metrics),
+                tags={k: v for k, v in tags.items() if k.startswith("arena.")},
             )
         )
     sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
