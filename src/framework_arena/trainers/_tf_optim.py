@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+from framework_arena import names
+from framework_arena.trainers.base import NameMap
 
 
 class _Slots(tf.Module):
@@ -74,12 +75,18 @@ class SGD(_Slots):
             p.assign_sub(self.lr * (g + self.momentum * b if self.nesterov else b))
 
 
+#: The optimizers above by name, each called with the variables and the ``optim`` config.
+OPTIMIZERS = NameMap(
+    "optim.name",
+    names.OPTIMIZERS,
+    {
+        "adam": lambda variables, o: Adam(variables, float(o["lr"]), float(o["beta1"]), float(o["beta2"]), float(o["eps"])),
+        "adamw": lambda variables, o: Adam(variables, float(o["lr"]), float(o["beta1"]), float(o["beta2"]), float(o["eps"]), float(o.get("weight_decay", 0.0))),
+        "sgd": lambda variables, o: SGD(variables, float(o["lr"]), float(o.get("momentum", 0.0)), bool(o.get("nesterov", False))),
+    },
+)
+
+
 def make_optimizer(cfg: Mapping[str, Any], variables: Sequence[tf.Variable]) -> Adam | SGD:
-    """The optimizer the ``optim`` config group names; ``weight_decay`` is used by adamw only."""
-    name = cfg["name"]
-    if name in ("adam", "adamw"):
-        wd = float(cfg.get("weight_decay", 0.0)) if name == "adamw" else 0.0
-        return Adam(variables, float(cfg["lr"]), float(cfg["beta1"]), float(cfg["beta2"]), float(cfg["eps"]), wd)
-    if name == "sgd":
-        return SGD(variables, float(cfg["lr"]), float(cfg.get("momentum", 0.0)), bool(cfg.get("nesterov", False)))
-    raise ValueError(f"Expected optim.name in {OPTIMIZERS}. Received: optim.name={name!r}")
+    """The optimizer the ``optim`` config group names, over ``variables``."""
+    return OPTIMIZERS[cfg["name"]](variables, cfg)

@@ -1,28 +1,42 @@
-"""The Trainer interface and the callback contract shared by every framework.
+"""The Trainer interface and the harness every framework shares, written once.
 
 A trainer lives in a fresh child process (see ``runner.py``) and imports only its own framework.
 It builds the :class:`~framework_arena.models.ModelSpec` with the initial weights from
 :func:`~framework_arena.models.init_weights`, trains it with the framework's idiomatic loop on the
 batch order of :func:`~framework_arena.data.epoch_order`, and reports through a :class:`Callback`.
 It never talks to MLflow: ``tracking.py`` turns the callback's plain dicts into runs.
+
+As in Keras 3 (``keras/src/trainers/trainer.py`` beside ``keras/src/backend/*/trainer.py``), the
+framework modules hold only their framework's part: building, the step, evaluation, export. What
+every trainer does the same way lives here: the parameter-count check (:meth:`Trainer.build`),
+the device choice (:meth:`Trainer._use_gpu`), timing (:class:`Stopwatch`), the running loss
+(:class:`RunningLoss`), the epoch logs (:func:`end_epoch`), the names a config may use
+(:class:`NameMap`) and the pinned requirements of an exported model (:func:`pin`).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from framework_arena.contracts import Callback, ModelExport, NonFiniteLossError
-from framework_arena.data import Dataset
-from framework_arena.models import ModelSpec
+from framework_arena.data import Dataset, num_batches
+from framework_arena.models import ModelSpec, count_params
+from framework_arena.names import label
 
 #: Batch size for validation, test and prediction passes, the same in every framework.
 EVAL_BATCH_SIZE = 1024
+
+#: Distributions that install the ``tensorflow`` module (the TensorFlow trainer and Keras on it).
+TENSORFLOW_DISTS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,14 +55,107 @@ class TrainSettings:
     log_every_n_steps: int = 0  # on_step_end every n steps; 0: never
 
 
-def check_finite(epoch: int, loss: float) -> None:
-    """Raises :class:`NonFiniteLossError` when ``loss`` is NaN or infinite."""
-    if not math.isfinite(loss):
-        raise NonFiniteLossError(epoch, loss)
+class NameMap(dict[str, T]):
+    """A framework's objects by the arena's names for them (``framework_arena.names``).
+
+    Checked when the framework module is imported: it must hold exactly the names the config
+    accepts, so a name added to the vocabulary fails every framework that lacks it at once, not a
+    trial in the middle of a sweep. A name it lacks raises "Expected <key> in [...]".
+
+    Args:
+        key: the config key the names are values of, e.g. ``optim.name``.
+        names: the vocabulary, e.g. ``names.OPTIMIZERS``.
+        table: the framework's object (or factory) per name.
+    """
+
+    def __init__(self, key: str, names: Sequence[str], table: Mapping[str, T]) -> None:
+        if set(table) != set(names):
+            raise TypeError(f"Expected the names {sorted(names)} for {key}. Received: {sorted(table)}")
+        super().__init__(table)
+        self.key = key
+
+    def __missing__(self, name: str) -> T:
+        raise ValueError(f"Expected {self.key} in {sorted(self)}. Received: {self.key}={name!r}")
 
 
-def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
+def pin(*dists: str) -> str:
+    """``dist==version`` for the first of ``dists`` installed, for an exported model's requirements.
+
+    Several distributions install the same module (``tensorflow``, ``tensorflow-cpu``, ...): the
+    one here is pinned. A local version label such as torch's ``+cpu`` is dropped: pip cannot
+    install ``torch==2.13.0+cpu`` from PyPI.
+
+    Raises:
+        RuntimeError: none of ``dists`` is installed (the framework runs from a source tree).
+    """
+    for dist in dists:
+        try:
+            return f"{dist}=={importlib.metadata.version(dist).split('+')[0]}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise RuntimeError(f"Expected one of the distributions {list(dists)} installed, to pin the model's requirements. Received: none of them")
+
+
+def end_epoch(
+    callback: Callback,
+    epoch: int,
+    train_loss: float,
+    train_accuracy: float,
+    timing: Mapping[str, float],
+    validate: Callable[[], tuple[float, float]],
+) -> None:
+    """Checks the epoch's training loss, validates and sends the epoch's logs.
+
+    Args:
+        callback: receives ``on_epoch_end(epoch, logs)`` with the :data:`~framework_arena.contracts.EPOCH_KEYS`.
+        epoch: 1-based.
+        train_loss: the epoch's mean training loss; train_accuracy likewise.
+        timing: :meth:`Stopwatch.epoch_end`'s logs.
+        validate: returns ``(val_loss, val_accuracy)``; called only once the loss is finite.
+
+    Raises:
+        NonFiniteLossError: ``train_loss`` is NaN or infinite.
+    """
+    train_loss = float(train_loss)
+    if not math.isfinite(train_loss):
+        raise NonFiniteLossError(epoch, train_loss)
+    val_loss, val_accuracy = validate()
+    logs = {"train_loss": train_loss, "train_accuracy": float(train_accuracy), "val_loss": float(val_loss), "val_accuracy": float(val_accuracy)}
+    logs.update(timing)
+    callback.on_epoch_end(epoch, logs)
+
+
+class RunningLoss:
+    """``train_loss_running`` for ``Callback.on_step_end``: the mean training loss of the epoch so far.
+
+    A trainer keeps each step's loss as the framework's tensor (no read-back per step), creates one
+    of these per epoch and calls :meth:`report` every ``log_every_n_steps`` steps. Only the steps
+    since the last report are reduced, so a report costs one read-back whatever the epoch's length.
+
+    Args:
+        callback: receives ``on_step_end``.
+        loss_sum: the framework's sum of ``loss * batch size`` over some steps' losses and batch
+            sizes, as a float; the trainer's epoch loss uses the same reduction, so the epoch's
+            last report agrees with its ``train_loss`` (summed in parts: to rounding).
+    """
+
+    def __init__(self, callback: Callback, loss_sum: Callable[[Sequence[Any], Sequence[int]], float]) -> None:
+        self.callback = callback
+        self.loss_sum = loss_sum
+        self._total, self._summed, self._seen = 0.0, 0, 0  # loss sum and samples of the first `_summed` steps
+
+    def report(self, step: int, losses: Sequence[Any], sizes: Sequence[int]) -> None:
+        """Sends the running loss at optimizer ``step`` (1-based, over the whole training).
+
+        Args:
+            losses: the epoch's step losses so far.
+            sizes: the epoch's batch sizes, at least as many as ``losses``.
+        """
+        done, k = self._summed, len(losses)
+        self._total += self.loss_sum(losses[done:k], sizes[done:k])
+        self._seen += sum(sizes[done:k])
+        self._summed = k
+        self.callback.on_step_end(step, {"train_loss_running": self._total / self._seen})
 
 
 class Stopwatch:
@@ -180,20 +287,35 @@ class Trainer(ABC):
             ``precision`` and ``compile`` (``off``, ``torch.compile`` or ``xla``: what really runs).
         """
 
-    @abstractmethod
     def build(self) -> int:
-        """Builds the model from the spec and loads the initial weights.
+        """Builds the model from the spec, loads the initial weights and makes the optimizer.
 
         Returns:
-            The number of trainable parameters, which must equal ``models.count_params(spec)``.
+            The number of trainable parameters.
+
+        Raises:
+            RuntimeError: the framework counts other than ``models.count_params(spec)``: a layer
+                was translated into something else than the spec describes.
         """
+        count = self._build()
+        expected = count_params(self.spec)
+        if count != expected:
+            raise RuntimeError(
+                f"Expected the {self.label} {self.spec.name} to have models.count_params(spec)={expected} trainable parameters. Received: {count}"
+            )
+        return count
+
+    @abstractmethod
+    def _build(self) -> int:
+        """The framework's part of :meth:`build`; returns the trainable parameters it counts."""
 
     @abstractmethod
     def fit(self, data: Dataset, callback: Callback) -> None:
         """Trains for ``settings.epochs`` epochs with the framework's own loop.
 
-        Calls ``callback.on_epoch_end`` after every epoch and ``on_train_end`` at the end;
-        raises :class:`NonFiniteLossError` as soon as an epoch's training loss is not finite.
+        Times it with :meth:`_stopwatch`; reports ``on_step_end`` every ``log_every_n_steps``
+        steps, each epoch through :func:`end_epoch` (which raises :class:`NonFiniteLossError` as
+        soon as an epoch's training loss is not finite), and ``on_train_end`` at the end.
         """
 
     @abstractmethod
@@ -220,10 +342,39 @@ class Trainer(ABC):
         """Peak memory the framework allocated on the GPU, in MiB; ``None`` when not on a GPU."""
         return None
 
-    def warmup_steps(self, steps_per_epoch: int) -> int:
-        """``settings.warmup_steps``, or the whole first epoch when it is ``None``."""
-        w = self.settings.warmup_steps
-        return steps_per_epoch if w is None else w
+    @property
+    def label(self) -> str:
+        """``torch``, ``tensorflow`` or ``keras-<backend>``, for messages."""
+        return label(self.framework, self.backend)
+
+    def _use_gpu(self, gpu_visible: Callable[[], bool], why_none: str) -> bool:
+        """Whether to train on the GPU for ``settings.device`` (``auto`` takes one if there is one).
+
+        Args:
+            gpu_visible: whether the framework sees a GPU; not asked when the device is ``cpu``.
+            why_none: what to check when ``cuda`` is asked for and there is none (which build).
+
+        Raises:
+            RuntimeError: ``trainer.device=cuda`` and the framework sees no GPU.
+        """
+        device = self.settings.device
+        if device == "cpu":
+            return False
+        if gpu_visible():
+            return True
+        if device == "cuda":
+            raise RuntimeError(f"trainer.device=cuda but {self.label} sees no GPU ({why_none}): use trainer.device=auto or cpu")
+        return False
+
+    def _stopwatch(self, num_samples: int, sync: Callable[[], Any] | None = None) -> Stopwatch:
+        """A started :class:`Stopwatch` for training on ``num_samples`` samples.
+
+        Its warm-up is ``settings.warmup_steps``, or the whole first epoch when that is ``None``.
+        """
+        warmup = self.settings.warmup_steps
+        stopwatch = Stopwatch(num_batches(num_samples, self.settings.batch_size) if warmup is None else warmup, sync)
+        stopwatch.start()
+        return stopwatch
 
     def measure_inference(self, x: np.ndarray, runs: int, batch_size: int) -> dict[str, float]:
         """Latency at batch 1 and throughput at ``batch_size``, after a warm-up at each shape.

@@ -7,7 +7,6 @@ fresh process before importing this module; :meth:`KerasTrainer.setup` checks th
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import threading
 from typing import Any, Callable, Mapping
 
@@ -15,12 +14,10 @@ import keras
 import numpy as np
 
 from framework_arena import data as data_lib
-from framework_arena import models
+from framework_arena import models, names
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
-
-BACKENDS = ("tensorflow", "torch", "jax")
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, Stopwatch, Trainer, end_epoch, pin
 
 
 def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
@@ -56,39 +53,32 @@ def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
     raise TypeError(f"Unknown layer {layer!r}")
 
 
+#: keras.optimizers by name, each called with the ``optim`` config. Keras adds epsilon to sqrt(v)
+#: before the bias correction, PyTorch after it: equal settings, slightly different placement
+#: (Keras' effective epsilon is eps / sqrt(1 - beta2**t)).
+OPTIMIZERS = NameMap(
+    "optim.name",
+    names.OPTIMIZERS,
+    {
+        "adam": lambda o: keras.optimizers.Adam(learning_rate=o["lr"], beta_1=o["beta1"], beta_2=o["beta2"], epsilon=o["eps"], amsgrad=False),
+        "adamw": lambda o: keras.optimizers.AdamW(
+            learning_rate=o["lr"], weight_decay=o["weight_decay"], beta_1=o["beta1"], beta_2=o["beta2"], epsilon=o["eps"], amsgrad=False
+        ),
+        "sgd": lambda o: keras.optimizers.SGD(learning_rate=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"]),
+    },
+)
+
+#: The pinned distributions an exported model needs besides keras, per back end.
+BACKEND_REQUIREMENTS = NameMap(
+    "framework.backend",
+    names.KERAS_BACKENDS,
+    {"tensorflow": lambda: [pin(*TENSORFLOW_DISTS)], "torch": lambda: [pin("torch")], "jax": lambda: [pin("jax"), pin("jaxlib")]},
+)
+
+
 def _optimizer(optim: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    # Keras adds epsilon to sqrt(v) before the bias correction, PyTorch after it: equal settings,
-    # slightly different placement (Keras' effective epsilon is eps / sqrt(1 - beta2**t)).
-    name = optim["name"]
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=optim["lr"], beta_1=optim["beta1"], beta_2=optim["beta2"], epsilon=optim["eps"], amsgrad=False)
-    if name == "adamw":
-        return keras.optimizers.AdamW(
-            learning_rate=optim["lr"],
-            weight_decay=optim["weight_decay"],
-            beta_1=optim["beta1"],
-            beta_2=optim["beta2"],
-            epsilon=optim["eps"],
-            amsgrad=False,
-        )
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=optim["lr"], momentum=optim["momentum"], nesterov=optim["nesterov"])
-    raise ValueError(f"Expected optim.name in ('adam', 'adamw', 'sgd'). Received: optim.name={name!r}")
-
-
-def _dist_version(name: str) -> str:
-    return importlib.metadata.version(name).split("+")[0]  # torch's "2.13.0+cpu" is no pip pin
-
-
-def _backend_requirements(backend: str) -> list[str]:
-    if backend == "tensorflow":
-        for dist in ("tensorflow", "tensorflow-cpu"):
-            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-                return [f"{dist}=={_dist_version(dist)}"]
-        raise RuntimeError("The tensorflow back end is running but neither tensorflow nor tensorflow-cpu is installed")
-    if backend == "torch":
-        return [f"torch=={_dist_version('torch')}"]
-    return [f"jax=={_dist_version('jax')}", f"jaxlib=={_dist_version('jaxlib')}"]
+    """The optimizer ``optim`` names (bench/_bare.py compiles its baseline with it too)."""
+    return OPTIMIZERS[optim["name"]](optim)
 
 
 class _Reporter(keras.callbacks.Callback):
@@ -127,18 +117,9 @@ class _Reporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
-        train_loss = float(logs["loss"])
-        check_finite(epoch + 1, train_loss)
-        self.callback.on_epoch_end(
-            epoch + 1,
-            {
-                "train_loss": train_loss,
-                "train_accuracy": float(logs["accuracy"]),
-                "val_loss": float(logs["val_loss"]),
-                "val_accuracy": float(logs["val_accuracy"]),
-                **self.stopwatch.epoch_end(now=self.last_step_end),
-            },
-        )
+        timing = self.stopwatch.epoch_end(now=self.last_step_end)
+        # fit has validated already (validation_data): the figures are only read from its logs.
+        end_epoch(self.callback, epoch + 1, logs["loss"], logs["accuracy"], timing, lambda: (logs["val_loss"], logs["val_accuracy"]))
 
 
 class KerasTrainer(Trainer):
@@ -155,8 +136,8 @@ class KerasTrainer(Trainer):
         return keras.device(self._device)
 
     def _check_backend(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"Expected framework.backend in {BACKENDS}. Received: framework.backend={self.backend!r}")
+        if self.backend not in names.KERAS_BACKENDS:
+            raise ValueError(f"Expected framework.backend in {names.KERAS_BACKENDS}. Received: framework.backend={self.backend!r}")
         actual = keras.backend.backend()
         if actual != self.backend:
             raise RuntimeError(
@@ -199,14 +180,7 @@ class KerasTrainer(Trainer):
         keras.utils.set_random_seed(s.seed)
         # Mixed precision: layers compute in bf16 and keep float32 weights; set before building.
         keras.config.set_dtype_policy("mixed_bfloat16" if s.precision == "bf16" else "float32")
-        if s.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"Expected trainer.device in ('auto', 'cpu', 'cuda'). Received: trainer.device={s.device!r}")
-        gpu = s.device != "cpu" and self._gpu_available()
-        if s.device == "cuda" and not gpu:
-            raise RuntimeError(
-                f"trainer.device=cuda but Keras' {self.backend} back end sees no GPU "
-                f"(is a GPU build of {self.backend} installed?): use trainer.device=auto or cpu"
-            )
+        gpu = self._use_gpu(self._gpu_available, f"is a GPU build of {self.backend} installed?")
         self._device = "gpu:0" if gpu else "cpu"
         self._gpu = gpu
         if self.backend == "jax":
@@ -215,7 +189,7 @@ class KerasTrainer(Trainer):
             mode = ("torch.compile" if self.backend == "torch" else "xla") if s.compile else "off"
         return {"framework_version": keras.__version__, "device": "cuda:0" if gpu else "cpu", "precision": s.precision, "compile": mode}
 
-    def build(self) -> int:
+    def _build(self) -> int:
         self._check_backend()
         spec = self.spec
         layers = [_keras_layer(layer, spec.init) for layer in spec.layers]
@@ -230,20 +204,15 @@ class KerasTrainer(Trainer):
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                 jit_compile=self._jit_compile(),
             )
-        count = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
-        expected = models.count_params(spec)
-        if count != expected:
-            raise RuntimeError(f"Keras built {count} trainable parameters, the spec has {expected}")
-        return count
+        return sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
 
     def fit(self, data: Dataset, callback: Callback) -> None:
         s = self.settings
         x, y = data.train.x, data.train.y
         n = len(y)
         sizes = [min(s.batch_size, n - i) for i in range(0, n, s.batch_size)]
-        stopwatch = Stopwatch(self.warmup_steps(len(sizes)))  # the batch-end hooks see finished steps
+        stopwatch = self._stopwatch(n)  # no sync: the batch-end hooks see finished steps
         reporter = _Reporter(callback, stopwatch, sizes, s.log_every_n_steps)
-        stopwatch.start()
         with self._scope():
             for epoch in range(s.epochs):
                 # One fit call per epoch, on numpy arrays in the shared order: Keras' array adapter
@@ -303,6 +272,6 @@ class KerasTrainer(Trainer):
             flavor="keras",
             model_kwarg="model",
             model=self.model,
-            pip_requirements=[f"keras=={keras.__version__}", *_backend_requirements(self.backend)],
+            pip_requirements=[f"keras=={keras.__version__}", *BACKEND_REQUIREMENTS[self.backend]()],
             extra={"save_exported_model": False},
         )

@@ -7,7 +7,6 @@ No Keras anywhere: the layers, the loss and the optimizer (``_tf_optim``) are wr
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import math
 import random
 import warnings
@@ -18,16 +17,21 @@ import tensorflow as tf
 
 from framework_arena import data as d
 from framework_arena import models as m
+from framework_arena import names
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.trainers._tf_optim import make_optimizer
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, RunningLoss, Trainer, end_epoch, pin
 
-_ACTIVATIONS = {
-    "relu": tf.nn.relu,
-    "tanh": tf.math.tanh,
-    "sigmoid": tf.math.sigmoid,
-    "gelu": functools.partial(tf.nn.gelu, approximate=False),  # exact erf form, as torch's default
-}
+_ACTIVATIONS = NameMap(
+    "model.activation",
+    names.ACTIVATIONS,
+    {
+        "relu": tf.nn.relu,
+        "tanh": tf.math.tanh,
+        "sigmoid": tf.math.sigmoid,
+        "gelu": functools.partial(tf.nn.gelu, approximate=False),  # exact erf form, as torch's default
+    },
+)
 
 
 def _act(name: str | None, z: tf.Tensor) -> tf.Tensor:
@@ -111,24 +115,12 @@ def _serving_module(net: _Net, input_shape: Sequence[int]) -> tf.Module:
     return Serving()
 
 
-def _tensorflow_requirement() -> str:
-    # tensorflow-cpu and tensorflow install the same module: pin whichever distribution is here.
-    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"):
-        try:
-            return f"{dist}=={importlib.metadata.version(dist)}"
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return f"tensorflow=={tf.__version__}"
-
-
 class TensorFlowTrainer(Trainer):
     framework = "tensorflow"
     _gpu = False
 
     def setup(self) -> dict[str, str]:
         s = self.settings
-        if s.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: trainer.device={s.device!r}")
         # Threads and visible devices can only change before the TF runtime starts, which is why
         # the runner gives each trial a fresh process; a second trainer in one process (tests)
         # with another count keeps the first one rather than failing.
@@ -138,35 +130,26 @@ class TensorFlowTrainer(Trainer):
         except RuntimeError as err:
             warnings.warn(f"trainer.threads={s.threads} ignored: TensorFlow already runs in this process ({err})", stacklevel=2)
         gpus = tf.config.list_physical_devices("GPU")
-        if s.device == "cuda" and not gpus:
-            raise RuntimeError(
-                "trainer.device=cuda but TensorFlow sees no GPU (tensorflow-cpu, or no CUDA libraries): "
-                "install tensorflow[and-cuda] on a GPU machine or use trainer.device=auto"
-            )
-        if s.device == "cpu" and gpus:
+        self._gpu = self._use_gpu(lambda: bool(gpus), "tensorflow-cpu, or no CUDA libraries: tensorflow[and-cuda] installs them")
+        if gpus and not self._gpu:
             tf.config.set_visible_devices([], "GPU")
-            gpus = []
         random.seed(s.seed)
         np.random.seed(s.seed)
         tf.random.set_seed(s.seed)
-        self._gpu = bool(gpus)
-        if gpus:
+        if self._gpu:
             tf.config.experimental.reset_memory_stats("GPU:0")
         return {
             "framework_version": tf.__version__,
-            "device": "gpu:0" if gpus else "cpu",
+            "device": "gpu:0" if self._gpu else "cpu",
             "precision": s.precision,
             "compile": "xla" if s.compile else "off",
         }
 
-    def build(self) -> int:
+    def _build(self) -> int:
         spec = self.spec
         self.net = _Net(spec, self.weights, tf.bfloat16 if self.settings.precision == "bf16" else tf.float32)
         self.serving = _serving_module(self.net, spec.input_shape)
         variables = self.net.trainable_variables
-        num_params = sum(int(np.prod(v.shape)) for v in variables)
-        if num_params != m.count_params(spec):
-            raise RuntimeError(f"The TensorFlow {spec.name} has {num_params} parameters, the spec {m.count_params(spec)}")
         self.optimizer = make_optimizer(self.settings.optim, variables)
         x_spec = tf.TensorSpec([None, *spec.input_shape], tf.float32)
         y_spec = tf.TensorSpec([None], tf.int64)
@@ -178,7 +161,7 @@ class TensorFlowTrainer(Trainer):
         self._eval_fn = tf.function(self._eval_step_fn, input_signature=[x_spec, y_spec], autograph=False, jit_compile=jit)
         # Inference in the trained compile mode; the exported serving module stays a plain graph.
         self._predict_fn = tf.function(lambda x: self.net.forward(x, training=False), input_signature=[x_spec], autograph=False, jit_compile=jit)
-        return num_params
+        return sum(int(np.prod(v.shape)) for v in variables)
 
     def _train_step_fn(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         variables = self.net.trainable_variables
@@ -196,6 +179,11 @@ class TensorFlowTrainer(Trainer):
         loss_sum = tf.reduce_sum(tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), tf.float64))
         return loss_sum, tf.math.count_nonzero(tf.argmax(logits, axis=1) == y)
 
+    @staticmethod
+    def _loss_sum(losses: Sequence[tf.Tensor], sizes: Sequence[int]) -> float:
+        """Sum of each step's mean loss times its batch size, in float64: one read-back."""
+        return float(np.dot(tf.stack(losses).numpy().astype(np.float64), sizes))
+
     def fit(self, data: d.Dataset, callback: Callback) -> None:
         s = self.settings
         x_train, y_train = data.train.x.astype(np.float32, copy=False), data.train.y.astype(np.int64, copy=False)
@@ -207,14 +195,13 @@ class TensorFlowTrainer(Trainer):
             if losses:
                 losses[-1].numpy()
 
-        stopwatch = Stopwatch(self.warmup_steps(d.num_batches(n, s.batch_size)), sync)
-        stopwatch.start()
+        stopwatch = self._stopwatch(n, sync)
         train_step = None
         log_every = s.log_every_n_steps
         for epoch in range(1, s.epochs + 1):
             order = d.epoch_order(n, s.seed, epoch - 1)
             losses, outputs, sizes = [], [], []
-            running, summed, seen = 0.0, 0, 0  # loss sum and samples of the epoch's first `summed` steps (on_step_end)
+            running = RunningLoss(callback, self._loss_sum)
             stopwatch.epoch_start()
             if train_step is None:
                 # Calling the one concrete function skips tf.function's per-call dispatch (argument
@@ -231,19 +218,12 @@ class TensorFlowTrainer(Trainer):
                 sizes.append(len(idx))
                 stopwatch.step_end(len(idx))
                 if log_every and stopwatch.step % log_every == 0:
-                    k = len(losses)
-                    running += float(np.dot(tf.stack(losses[summed:]).numpy().astype(np.float64), sizes[summed:]))  # one read back
-                    seen += sum(sizes[summed:])
-                    summed = k
-                    callback.on_step_end(stopwatch.step, {"train_loss_running": running / seen})
+                    running.report(stopwatch.step, losses, sizes)
             timing = stopwatch.epoch_end()
-            train_loss = float(np.dot(tf.stack(losses).numpy().astype(np.float64), sizes)) / n
+            train_loss = self._loss_sum(losses, sizes) / n
             predicted = tf.argmax(tf.concat(outputs, axis=0), axis=1).numpy()
             correct = int(np.count_nonzero(predicted == y_train[order]))
-            check_finite(epoch, train_loss)
-            val_loss, val_acc = self.evaluate(data.val.x, data.val.y)
-            logs = {"train_loss": train_loss, "train_accuracy": float(correct) / n, "val_loss": val_loss, "val_accuracy": val_acc, **timing}
-            callback.on_epoch_end(epoch, logs)
+            end_epoch(callback, epoch, train_loss, correct / n, timing, lambda: self.evaluate(data.val.x, data.val.y))
         callback.on_train_end(stopwatch.end_logs())
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -269,4 +249,4 @@ class TensorFlowTrainer(Trainer):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if self._gpu else None
 
     def export(self) -> ModelExport:
-        return ModelExport(flavor="tensorflow", model_kwarg="model", model=self.serving, pip_requirements=[_tensorflow_requirement()], extra={})
+        return ModelExport(flavor="tensorflow", model_kwarg="model", model=self.serving, pip_requirements=[pin(*TENSORFLOW_DISTS)], extra={})

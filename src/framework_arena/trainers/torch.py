@@ -13,14 +13,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from framework_arena import models as m
+from framework_arena import names
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, epoch_order
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, Stopwatch, Trainer, check_finite
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, NameMap, RunningLoss, Trainer, end_epoch, pin
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")}
+ACTIVATIONS = NameMap(
+    "model.activation",
+    names.ACTIVATIONS,
+    {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")},
+)
+#: torch.optim by name, each called with the trainable parameters and the ``optim`` config.
+OPTIMIZERS = NameMap(
+    "optim.name",
+    names.OPTIMIZERS,
+    {
+        "adam": lambda params, o: torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=0.0),
+        "adamw": lambda params, o: torch.optim.AdamW(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"]),
+        "sgd": lambda params, o: torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], dampening=0.0, weight_decay=0.0, nesterov=o["nesterov"]),
+    },
+)
 
 
 class _Permute(nn.Module):
@@ -124,14 +138,7 @@ class TorchTrainer(Trainer):
         torch.manual_seed(s.seed)
         np.random.seed(s.seed)
         random.seed(s.seed)
-        if s.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"Expected trainer.device in ['auto', 'cpu', 'cuda']. Received: trainer.device={s.device!r}")
-        if s.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                "trainer.device=cuda but torch sees no CUDA device "
-                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}): use trainer.device=cpu or auto"
-            )
-        use_cuda = s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
+        use_cuda = self._use_gpu(torch.cuda.is_available, f"torch {torch.__version__}, built with CUDA {torch.version.cuda}")
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
         if use_cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -148,53 +155,39 @@ class TorchTrainer(Trainer):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.settings.precision])
 
-    def build(self) -> int:
+    def _build(self) -> int:
         self.model = build_module(self.spec, self.weights).to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        count = sum(p.numel() for p in params)
-        expected = m.count_params(self.spec)
-        if count != expected:
-            raise RuntimeError(f"torch built {count} trainable parameters, the spec has {expected}")
-        self.optimizer = self._optimizer(params)
+        self.optimizer = OPTIMIZERS[self.settings.optim["name"]](params, self.settings.optim)
         # torch.compile wraps the module and shares its parameters; compiled lazily on first call,
         # so the first step (time_to_first_step_s, compile_time_s) carries the compilation.
         # Validation and test passes run the eager module (no extra graphs to compile).
         self.compiled = torch.compile(self.model) if self.settings.compile else self.model
-        return count
-
-    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        o = self.settings.optim
-        name = o["name"]
-        if name == "adam":
-            return torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=0.0)
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"])
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], dampening=0.0, weight_decay=0.0, nesterov=o["nesterov"])
-        raise ValueError(f"Expected optim.name in {list(OPTIMIZERS)}. Received: optim.name={name!r}")
+        return sum(p.numel() for p in params)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _loss_sum(self, losses: Sequence[torch.Tensor], sizes: Sequence[int]) -> float:
+        """Sum of each step's mean loss times its batch size: one kernel and one host sync."""
+        return float(torch.stack(losses).float() @ torch.tensor(sizes, dtype=torch.float32, device=self.device))
+
     def fit(self, data: Dataset, callback: Callback) -> None:
         s = self.settings
-        stopwatch = Stopwatch(0, self._sync)
-        stopwatch.start()
+        n = len(data.train.y)
+        stopwatch = self._stopwatch(n, self._sync)
         x, y = self._tensors(data.train.x, data.train.y)
         val = self._tensors(data.val.x, data.val.y)
-        n = len(y)
         model, opt, log_every = self.compiled, self.optimizer, s.log_every_n_steps
         for epoch in range(1, s.epochs + 1):
             self.model.train()
             order = torch.from_numpy(epoch_order(n, s.seed, epoch - 1)).to(self.device)
             idx_batches = torch.split(order, s.batch_size)  # the slices of data.batches, as device views
-            if epoch == 1:
-                stopwatch.warmup_steps = self.warmup_steps(len(idx_batches))
             sizes = [len(i) for i in idx_batches]
             # Detached outputs are kept and reduced once per epoch: no extra kernels or host syncs per step.
             losses, outputs = [], []
-            running, summed, seen = 0.0, 0, 0  # loss sum and samples of the epoch's first `summed` steps (on_step_end)
+            running = RunningLoss(callback, self._loss_sum)
             stopwatch.epoch_start()
             for idx, size in zip(idx_batches, sizes):
                 with self._autocast():
@@ -207,21 +200,12 @@ class TorchTrainer(Trainer):
                 outputs.append(logits.detach())
                 stopwatch.step_end(size)
                 if log_every and stopwatch.step % log_every == 0:
-                    # Only the steps since the last report are reduced (one host sync per report).
-                    k = len(losses)
-                    running += float(torch.stack(losses[summed:]).float() @ losses[0].new_tensor(sizes[summed:k], dtype=torch.float32))
-                    seen += sum(sizes[summed:k])
-                    summed = k
-                    callback.on_step_end(stopwatch.step, {"train_loss_running": running / seen})
+                    running.report(stopwatch.step, losses, sizes)
             timing = stopwatch.epoch_end()
             with torch.no_grad():
-                weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)
-                train_loss = float(torch.stack(losses).float() @ weights) / n
+                train_loss = self._loss_sum(losses, sizes) / n
                 correct = int((torch.cat(outputs).argmax(dim=1) == y[order]).sum())
-            check_finite(epoch, train_loss)
-            val_loss, val_acc = self._evaluate(*val)
-            logs = {"train_loss": train_loss, "train_accuracy": correct / n, "val_loss": val_loss, "val_accuracy": val_acc, **timing}
-            callback.on_epoch_end(epoch, logs)
+            end_epoch(callback, epoch, train_loss, correct / n, timing, lambda: self._evaluate(*val))
         callback.on_train_end(stopwatch.end_logs())
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +254,7 @@ class TorchTrainer(Trainer):
             flavor="pytorch",
             model_kwarg="pytorch_model",
             model=model,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            pip_requirements=[pin("torch")],
             # pt2 (torch.export) loads without framework_arena and without unpickling code;
             # named explicitly because MLflow falls back to pickle on Databricks URIs.
             extra={"serialization_format": "pt2"},
