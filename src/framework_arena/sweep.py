@@ -1,10 +1,11 @@
 """A Hydra multirun as one MLflow parent run with every trial as its child.
 
-The launching process starts the parent run (:func:`start`) and hands its id to the jobs through
-the environment (``ARENA_PARENT_RUN_ID``), which every launcher passes on to the processes it
-starts: joblib's workers, Ray's local workers, submitit's jobs. Each job records its outcome as a
-tag of the parent run (:func:`record_job`), so the summary (:func:`finish`) sees trials that ran
-elsewhere, were skipped, or never got a run because their config was invalid.
+The launching process starts the parent run (:meth:`Sweep.start`; the sweep callback holds the
+:class:`Sweep`) and hands its id to the jobs through the environment (``ARENA_PARENT_RUN_ID``),
+which every launcher passes on to the processes it starts: joblib's workers, Ray's local
+workers, submitit's jobs. Each job records its outcome as a tag of the parent run
+(:func:`record_job`), so the summary (:meth:`Sweep.finish`) sees trials that ran elsewhere, were
+skipped, or never got a run because their config was invalid.
 """
 
 from __future__ import annotations
@@ -73,135 +74,168 @@ def context_for_job(tracking: Mapping[str, Any], sweep_dir: str) -> SweepContext
     configure_http(tracking)
     handle = RunHandle(tracking["uri"], tracking["experiment"])
     quoted = sweep_dir.replace("'", "\\'")
-    runs = handle.search(f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_dir` = '{quoted}' and attributes.status = 'RUNNING'", 1)
+    with handle.guard.required("Nothing was trained."):
+        runs = handle.search(f"tags.`arena.kind` = 'sweep' and tags.`arena.sweep_dir` = '{quoted}' and attributes.status = 'RUNNING'", 1)
     if not runs:
         log.warning("No running sweep run found for hydra.sweep.dir=%s: this trial is tracked on its own", sweep_dir)
         return None
     return SweepContext(runs[0].info.run_id, runs[0].data.tags.get("arena.sweep_id", ""), handle.uri)
 
 
-_active: dict[str, Any] = {}
+class Sweep:
+    """One multirun's parent run, from ``on_multirun_start`` (:meth:`start`) to ``on_multirun_end``
+    (:meth:`finish`); the sweep callback holds it.
 
-
-def start(cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> SweepContext | None:
-    """Creates the store, the experiment and the parent run once, before any job starts.
+    Until :meth:`finish` ends the parent run, the process's exit marks it FAILED, or KILLED after
+    SIGTERM or Ctrl-C (:meth:`abort`, registered with ``atexit``): never RUNNING.
 
     Args:
-        cfg: the resolved multirun config (its ``tracking`` section).
-        hydra_cfg: the ``hydra`` node: overrides, launcher, sweeper, sweep dir.
-
-    Returns:
-        The context the jobs inherit, or None with ``tracking=none``.
+        run: the parent run's :class:`~framework_arena.tracking.RunHandle`, started.
+        context: what the jobs inherit.
+        sweep_dir: ``hydra.sweep.dir``, where the summary is also written.
     """
-    tk = cfg["tracking"]
-    if tk["name"] == "none":
-        return None
-    from framework_arena.tracking import RunHandle, configure_http
 
-    configure_http(tk)  # inherited by every job and trial
-    run = RunHandle(tk["uri"], tk["experiment"])  # creating it here: no parallel schema migrations
-    sweep_id = uuid.uuid4().hex[:12]
-    overrides = list(hydra_cfg["overrides"]["task"])
-    tags = {
-        "arena.kind": "sweep",
-        "arena.sweep_id": sweep_id,
-        "arena.sweep_overrides": " ".join(overrides),
-        "arena.launcher": str(hydra_cfg["launcher"].get("_target_", "")),
-        "arena.sweeper": str(hydra_cfg["sweeper"].get("_target_", "")),
-        "arena.sweep_dir": str(hydra_cfg["sweep"]["dir"]),
-        "arena.objective": cfg["arena"]["objective"],
-        "arena.direction": cfg["arena"]["direction"],
-    }
-    run.start(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{sweep_id[:4]}", tags)
-    ctx = SweepContext(run.run_id, sweep_id, run.uri)
-    os.environ.update({PARENT_ENV: ctx.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
-    _active.update(run=run, ended=False, killed=False, sweep_dir=str(hydra_cfg["sweep"]["dir"]))
-    atexit.register(_abort)
-    # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, run.uri)
-    return ctx
+    def __init__(self, run: Any, context: SweepContext, sweep_dir: str) -> None:
+        from framework_arena.tracking import Guard
 
+        self.run = run
+        self.context = context
+        self.sweep_dir = sweep_dir
+        # At exit nobody is left to raise to; the summary's requests use ``required``.
+        self.guard = Guard(run.uri, run.run_id, raising=False)
+        self.ended = False
+        self.killed = False
+        atexit.register(self.abort)
+        # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
+        self._sigterm_set = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+        if self._sigterm_set:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _active["killed"] = True
-    raise SystemExit(128 + signum)
+    @classmethod
+    def start(cls, cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> Sweep | None:
+        """Creates the store, the experiment and the parent run once, before any job starts.
 
+        Args:
+            cfg: the resolved multirun config (its ``tracking`` and ``arena`` sections).
+            hydra_cfg: the ``hydra`` node: overrides, launcher, sweeper, sweep dir.
 
-def _abort() -> None:
-    """At exit, a parent run the summary never ended is marked KILLED or FAILED, not RUNNING."""
-    run = _active.get("run")
-    if run is None or _active.get("ended"):
-        return
-    _active["ended"] = True
-    try:
-        run.set_tags({"arena.failure_reason": "sweep interrupted" if _active.get("killed") else "sweep aborted"})
-        run.end("KILLED" if _active.get("killed") else "FAILED")
-    except Exception as e:  # noqa: BLE001 - at exit there is nobody left to raise to
-        log.warning("Could not mark the sweep's parent run: %s", e)
+        Returns:
+            The sweep, whose context the jobs inherit through the environment; None with
+            ``tracking=none``.
+        """
+        tracking = cfg["tracking"]
+        if tracking["name"] == "none":
+            return None
+        from framework_arena.tracking import RunHandle, configure_http
+
+        configure_http(tracking)  # inherited by every job and trial
+        run = RunHandle(tracking["uri"], tracking["experiment"])  # creating it here: no parallel schema migrations
+        sweep_id = uuid.uuid4().hex[:12]
+        overrides = list(hydra_cfg["overrides"]["task"])
+        tags = {
+            "arena.kind": "sweep",
+            "arena.sweep_id": sweep_id,
+            "arena.sweep_overrides": " ".join(overrides),
+            "arena.launcher": str(hydra_cfg["launcher"].get("_target_", "")),
+            "arena.sweeper": str(hydra_cfg["sweeper"].get("_target_", "")),
+            "arena.sweep_dir": str(hydra_cfg["sweep"]["dir"]),
+            "arena.objective": cfg["arena"]["objective"],
+            "arena.direction": cfg["arena"]["direction"],
+        }
+        run.start(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{sweep_id[:4]}", tags)
+        context = SweepContext(run.run_id, sweep_id, run.uri)
+        os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
+        log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, run.uri)
+        return cls(run, context, str(hydra_cfg["sweep"]["dir"]))
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.killed = True
+        raise SystemExit(128 + signum)
+
+    def abort(self) -> None:
+        """At exit, a parent run the summary never ended is marked KILLED or FAILED, not RUNNING."""
+        if self.ended:
+            return
+        self.ended = True
+        status = "KILLED" if self.killed else "FAILED"
+        reason = "sweep interrupted" if self.killed else "sweep aborted"
+        self.guard.call("mark the sweep's parent run", self.run.set_tags, {"arena.failure_reason": reason})
+        self.guard.call(f"mark the sweep's parent run {status}", self.run.end, status)
+        self._release()
+
+    def _release(self) -> None:
+        atexit.unregister(self.abort)
+        if self._sigterm_set and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def finish(self, direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
+        """Summarizes the sweep on its parent run and in the log, and ends it; returns how many
+        jobs failed. Raises :class:`~framework_arena.errors.TrackingUnavailable` when the server
+        stopped answering (the parent run is then left to :meth:`abort`)."""
+        with self.guard.required(f"The sweep summary was not recorded; its run {self.run.run_id} stays RUNNING."):
+            failed = self._summarize(direction, objective, platform)
+        self.ended = True
+        self._release()
+        for var in (PARENT_ENV, SWEEP_ENV, URI_ENV):
+            os.environ.pop(var, None)
+        return failed
+
+    def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None) -> int:
+        run = self.run
+        parent = run.get()
+        records = job_records(parent.data.tags)
+        runs = run.runs([r["run_id"] for _, r in records if r.get("run_id")])
+        rows = []
+        for num, rec in records:
+            trial = runs.get(rec.get("run_id") or "")
+            metrics = trial.data.metrics if trial is not None else {}
+            rows.append(
+                {
+                    "job": num,
+                    "status": rec["status"],
+                    "run_name": trial.info.run_name if trial is not None else "",
+                    "run_id": rec.get("run_id") or "",
+                    "objective": float(metrics.get(objective, math.nan)),
+                    **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
+                    "overrides": " ".join(rec.get("overrides", [])),
+                    "message": rec.get("message") or "",
+                }
+            )
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID")}
+        failed = counts["FAILED"] + counts["KILLED"] + counts["INVALID"]
+        scored = [r for r in rows if r["status"] in ("FINISHED", "SKIPPED") and not math.isnan(r["objective"])]
+        best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
+
+        run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
+        summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
+        for name, text in summary.items():
+            run.log_text(text, name)
+        if best is not None:
+            run.log_metrics({f"best_{objective}": best["objective"]})
+            run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
+            run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
+        from framework_arena.notes import NOTE_TAG, sweep_note
+
+        overrides = parent.data.tags.get("arena.sweep_overrides", "")
+        run.set_tags({NOTE_TAG: sweep_note(rows, counts, best, objective, direction, experiment_id=run.experiment_id, overrides=overrides)})
+        if platform is not None:
+            from framework_arena.platform import publish, write_stats
+
+            stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
+            write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
+            publish(platform, _save(summary, self.sweep_dir or "."))  # Domino: into its artifacts folder
+        run.end("FAILED" if failed else "FINISHED")
+        log.info("%s", _text_summary(rows, counts, best, objective, parent.info.run_id))
+        return failed
 
 
 def record_job(ctx: SweepContext, job_num: int, record: Mapping[str, Any]) -> None:
     """Called in the job's process: files its outcome on the parent run as ``arena.job.<num>``."""
     from framework_arena.tracking import RunHandle
 
-    RunHandle(ctx.uri, run_id=ctx.parent_run_id).set_tags({job_tag(job_num): json.dumps(record)})
-
-
-def finish(direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
-    """Summarizes the sweep on its parent run and in the log; returns how many jobs failed."""
-    run = _active.get("run")
-    if run is None:
-        return 0
-    parent = run.get()
-    records = job_records(parent.data.tags)
-    runs = run.runs([r["run_id"] for _, r in records if r.get("run_id")])
-    rows = []
-    for num, rec in records:
-        trial = runs.get(rec.get("run_id") or "")
-        metrics = trial.data.metrics if trial is not None else {}
-        rows.append(
-            {
-                "job": num,
-                "status": rec["status"],
-                "run_name": trial.info.run_name if trial is not None else "",
-                "run_id": rec.get("run_id") or "",
-                "objective": float(metrics.get(objective, math.nan)),
-                **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
-                "overrides": " ".join(rec.get("overrides", [])),
-                "message": rec.get("message") or "",
-            }
-        )
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID")}
-    failed = counts["FAILED"] + counts["KILLED"] + counts["INVALID"]
-    scored = [r for r in rows if r["status"] in ("FINISHED", "SKIPPED") and not math.isnan(r["objective"])]
-    best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
-
-    run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
-    summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
-    for name, text in summary.items():
-        run.log_text(text, name)
-    if best is not None:
-        run.log_metrics({f"best_{objective}": best["objective"]})
-        run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
-        run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
-    from framework_arena.notes import NOTE_TAG, sweep_note
-
-    overrides = parent.data.tags.get("arena.sweep_overrides", "")
-    run.set_tags({NOTE_TAG: sweep_note(rows, counts, best, objective, direction, experiment_id=run.experiment_id, overrides=overrides)})
-    if platform is not None:
-        from framework_arena.platform import publish, write_stats
-
-        stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
-        write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
-        publish(platform, _save(summary, _active.get("sweep_dir") or "."))  # Domino: into its artifacts folder
-    run.end("FAILED" if failed else "FINISHED")
-    _active["ended"] = True
-    for var in (PARENT_ENV, SWEEP_ENV, URI_ENV):
-        os.environ.pop(var, None)
-    log.info("%s", _text_summary(rows, counts, best, objective, parent.info.run_id))
-    return failed
+    run = RunHandle(ctx.uri, run_id=ctx.parent_run_id)
+    with run.guard.required(f"Job {job_num} ({record.get('status')}) is not recorded in the summary of sweep run {ctx.parent_run_id}."):
+        run.set_tags({job_tag(job_num): json.dumps(record)})
 
 
 def _save(files: Mapping[str, str], folder: str) -> list[Path]:

@@ -14,7 +14,7 @@ from framework_arena.compare.rank import rank
 from framework_arena.notes import NOTE_TAG, comparison_note
 from framework_arena.platform import publish
 from framework_arena.secrets import redact_text
-from framework_arena.tracking import Reader
+from framework_arena.tracking import Reader, log_comparison
 
 log = logging.getLogger("arena.compare")
 
@@ -100,4 +100,4 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
     metrics = {f"score.{r.group.replace('/', '.')}": r.total for r in rep.ranking.rows}
     metrics.update({f"rank.{r.group.replace('/', '.')}": float(r.rank) for r in rep.ranking.rows})
     name = cfg["report"]["run_name"] or f"compare-{sel.sweep_name or '+'.join(sel.experiment_names)}-{profile}"
-    return reader.log_comparison(sel.experiment_ids[0], name, tags, params, metrics, str(out_dir))
+    return log_comparison(reader.uri, sel.experiment_ids[0], name, tags, params, metrics, str(out_dir))

@@ -1,0 +1,32 @@
+"""A comparison logged back to the store: one run holding the report, its scores and ranks."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from framework_arena.tracking.handle import RunHandle
+
+
+def log_comparison(
+    uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any], metrics: Mapping[str, float], folder: str
+) -> str:
+    """Logs a FINISHED comparison run holding ``folder``'s files as artifacts; returns its id.
+
+    Args:
+        uri: tracking URI.
+        experiment_id: the experiment the run goes to (the first one compared).
+        run_name, tags, params, metrics: the run's name and what it records.
+        folder: the written report, logged as the run's artifacts.
+
+    Raises:
+        TrackingUnavailable: the server stopped answering (the report stays in ``folder``).
+        Any other error MLflow raises, after ending the run FAILED.
+    """
+    handle = RunHandle(uri, experiment_id=experiment_id)
+    handle.start(run_name, tags)
+    with handle.filling(f"The report is kept in {folder} only."):
+        handle.log_params(params)
+        handle.log_metrics(metrics)
+        handle.log_artifacts(folder)
+    handle.end("FINISHED")
+    return handle.run_id

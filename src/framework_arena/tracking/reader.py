@@ -1,0 +1,60 @@
+"""Read-only access to a store for ``arena-compare``: finds experiments and runs, never writes."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from framework_arena.tracking.store import resolve_uri
+
+
+class Reader:
+    """Read access to a store for ``arena-compare``: finds experiments and runs, never creates them.
+
+    Args:
+        uri: tracking URI (a relative SQLite path is made absolute).
+    """
+
+    PAGE = 50000  # MLflow's largest search page
+
+    def __init__(self, uri: str) -> None:
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(self.uri)
+
+    def experiment_ids(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Name -> id, None for a name this store does not hold (or holds as deleted)."""
+        found: dict[str, str | None] = {}
+        for name in names:
+            exp = self.client.get_experiment_by_name(name)
+            found[name] = exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
+        return found
+
+    def search(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> list[Any]:
+        """Every run matching ``filter_string``, page by page, up to ``max_results``."""
+        runs: list[Any] = []
+        token = None
+        while len(runs) < max_results:
+            page = self.client.search_runs(
+                list(experiment_ids),
+                filter_string=filter_string,
+                max_results=min(self.PAGE, max_results - len(runs)),
+                order_by=list(order_by) or None,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+        return runs
+
+    def get(self, run_id: str) -> Any | None:
+        try:
+            return self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            return None
+
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of one metric, in step order."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))

@@ -1,0 +1,82 @@
+"""The store: where it is, its experiment, and the shapes MLflow takes metrics, tags and params in."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
+from framework_arena.secrets import redact
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+MAX_TAG_LENGTH = 5000  # the smallest tag-value limit among MLflow's stores
+# The experiment's description in the UI, and its kind: runs of model training, not GenAI traces,
+# so the UI lists runs rather than a traces overview.
+EXPERIMENT_TAGS = {"arena.kind": "trials", NOTE_TAG: EXPERIMENT_NOTE, "mlflow.experimentKind": "custom_model_development"}
+
+
+def resolve_uri(uri: str) -> str:
+    """Makes a relative ``sqlite:///x.db`` absolute, so child processes and later runs agree."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + os.path.abspath(uri[len(prefix) :])
+    return uri
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """Returns the experiment id for ``name``, creating it once (artifacts beside a SQLite file)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise RuntimeError(f"tracking.experiment={name!r} is deleted in this store: restore it in the MLflow UI or choose another name")
+        return exp.experiment_id
+    artifact_location = None
+    uri = client.tracking_uri
+    if uri.startswith("sqlite:///"):
+        artifact_location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlruns").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our look-up and our create.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def offline_dir(run_id: str) -> str:
+    """Where a trial keeps its model and metrics if the server goes away: in Hydra's output folder."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        base = HydraConfig.get().runtime.output_dir
+    except (ImportError, ValueError):  # not inside a Hydra app
+        base = os.getcwd()
+    return os.path.join(os.path.abspath(base), "arena-offline", run_id)
+
+
+def metric_batch(metrics: Mapping[str, float], step: int) -> list[Metric]:
+    """``metrics`` at ``step``, stamped now."""
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in metrics.items()]
+
+
+def tag_batch(tags: Mapping[str, Any]) -> list[RunTag]:
+    """``tags`` as strings, redacted and cut to the length every store accepts."""
+    return [RunTag(k, str(redact(str(v), k))[:MAX_TAG_LENGTH]) for k, v in tags.items()]
+
+
+def param_batch(params: Mapping[str, Any]) -> list[Param]:
+    """``params`` as strings, redacted; None as ``null``; a value over MLflow's limit cut with ``...``."""
+    return [Param(k, _param_value(redact(v, k))) for k, v in params.items()]
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
