@@ -275,23 +275,23 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> None:
-    """Records the run's description and why a trial did not finish, then sets its final status."""
+    """Records the run's description and why a trial did not finish, then sets its final status.
+
+    Every request goes through the run's guard (tracking.policy): a failed description or tag
+    never keeps the run from its status; a lost server does, and then the message says so.
+    """
     if run is None:
         return
-    try:
-        tags = _note(run, result, trial, sweep)
-        if result.status != "FINISHED":
-            tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
-        if tags:
-            run.set_tags(tags)
-        if result.status != "FINISHED" and result.traceback:
-            run.log_text(result.traceback, "error.txt")
-        run.end(result.status)
-    except Exception as e:
-        from framework_arena.tracking import unreachable
-
-        if not unreachable(e):
-            raise
+    guard = run.guard
+    tags = _note(run, result, trial, sweep)
+    if result.status != "FINISHED":
+        tags.update({"arena.failure_reason": result.reason or "unknown", "arena.error": result.message or ""})
+    if tags:
+        guard.call("record the run's description and outcome", run.set_tags, tags)
+    if result.status != "FINISHED" and result.traceback:
+        guard.call("log error.txt", run.log_text, result.traceback, "error.txt")
+    guard.call(f"mark the run {result.status}", run.end, result.status)
+    if guard.lost is not None:
         # Nothing else can be done from here: the message says where the results are.
         log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, run.uri, result.status)
 
@@ -299,11 +299,11 @@ def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | N
 def _note(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> dict[str, str]:
     """The run's description (``mlflow.note.content``): config and result in a few Markdown lines."""
     from framework_arena.notes import NOTE_TAG, trial_note
-    from framework_arena.tracking import strict
 
-    try:
-        parent = sweep.parent_run_id if sweep is not None else None
-        note = trial_note(
+    parent = sweep.parent_run_id if sweep is not None else None
+    note = run.guard.call(
+        "write the run's description",
+        lambda: trial_note(
             trial.config,
             result.metrics,
             result.status,
@@ -311,10 +311,6 @@ def _note(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | Non
             experiment_id=run.experiment_id,
             framework_version=result.info.get("framework_version"),
             message=result.message,
-        )
-    except Exception as e:  # noqa: BLE001 - a description never costs the run its status
-        if strict():
-            raise
-        log.warning("Could not write the description of run %s: %s", run.run_id, e)
-        return {}
-    return {NOTE_TAG: note}
+        ),
+    )
+    return {NOTE_TAG: note} if note is not None else {}

@@ -25,8 +25,8 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from framework_arena.errors import TrackingUnavailable
-        from framework_arena.platform import tracking_for
         from framework_arena.sweep import Sweep
+        from framework_arena.trial import tracking_target
 
         # Only what is resolvable now: hydra.sweep.subdir, e.g., needs a job number.
         hydra_cfg = {
@@ -36,7 +36,7 @@ class SweepCallback(Callback):
             "sweep": {"dir": str(config.hydra.sweep.dir)},
         }
         trial_cfg = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("tracking", "arena", "platform")}
-        trial_cfg["tracking"] = tracking_for(trial_cfg["platform"], trial_cfg["tracking"])
+        trial_cfg["tracking"] = tracking_target(trial_cfg)  # where each trial's resolve_trial sends its run
         try:
             self.sweep = Sweep.start(trial_cfg, hydra_cfg)
         except TrackingUnavailable as e:

@@ -13,20 +13,13 @@ from mlflow.tracking import MlflowClient
 
 from framework_arena.notes import EXPERIMENT_NOTE, NOTE_TAG
 from framework_arena.secrets import redact
+from framework_arena.trial import resolve_uri  # noqa: F401 - re-exported: the one definition lives with the Trial
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 MAX_TAG_LENGTH = 5000  # the smallest tag-value limit among MLflow's stores
 # The experiment's description in the UI, and its kind: runs of model training, not GenAI traces,
 # so the UI lists runs rather than a traces overview.
 EXPERIMENT_TAGS = {"arena.kind": "trials", NOTE_TAG: EXPERIMENT_NOTE, "mlflow.experimentKind": "custom_model_development"}
-
-
-def resolve_uri(uri: str) -> str:
-    """Makes a relative ``sqlite:///x.db`` absolute, so child processes and later runs agree."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
-        return prefix + os.path.abspath(uri[len(prefix) :])
-    return uri
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
