@@ -64,7 +64,7 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class ModelExport:
-    """What ``tracking.py`` needs to log a trained model with its MLflow flavor.
+    """What ``tracking/flavors.py`` needs to log a trained model with its MLflow flavor.
 
     ``Model.log(name="model", flavor=mlflow.<flavor>, **{model_kwarg: model}, pip_requirements=...,
     signature=..., input_example=..., **extra)`` must give a model that ``mlflow.pyfunc.load_model``

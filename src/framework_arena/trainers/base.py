@@ -4,7 +4,7 @@ A trainer lives in a fresh child process (see ``runner.py``) and imports only it
 It builds the :class:`~framework_arena.models.ModelSpec` with the initial weights from
 :func:`~framework_arena.models.init_weights`, trains it with the framework's idiomatic loop on the
 batch order of :func:`~framework_arena.data.epoch_order`, and reports through a :class:`Callback`.
-It never talks to MLflow: ``tracking.py`` turns the callback's plain dicts into runs.
+It never talks to MLflow: ``tracking/`` turns the callback's plain dicts into runs.
 
 As in Keras 3 (``keras/src/trainers/trainer.py`` beside ``keras/src/backend/*/trainer.py``), the
 framework modules hold only their framework's part: building, the step, evaluation, export. What
