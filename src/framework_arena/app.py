@@ -121,6 +121,6 @@ def compare(cfg: DictConfig) -> None:
     choices = HydraConfig.get().runtime.choices
     try:
         run_compare(plain, Path(HydraConfig.get().runtime.output_dir) / "comparison", str(choices.get("ranking", "custom")))
-    except (NothingToCompare, NoRanking) as e:
+    except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403)
         log.error("%s", e)
         sys.exit(1)

@@ -7,9 +7,12 @@ loopback only and refuses to run as root, so as root its processes run as the ``
 
     arena-server --dir ~/arena-server --port 5000               # no authentication
     MLFLOW_AUTH_ADMIN_PASSWORD=... arena-server --auth            # MLflow's basic-auth app
+    ... arena-server --auth --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem   # HTTPS (uvicorn)
 
 Trials then log with ``arena tracking=server tracking.uri=http://127.0.0.1:5000`` and, with
-``--auth``, credentials from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
+``--auth``, credentials from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``; over
+HTTPS with a private CA, clients trust it through ``MLFLOW_TRACKING_SERVER_CERT_PATH``. Users and
+their permissions: ``arena-server user|grant|permission`` (:mod:`framework_arena.accounts`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +39,8 @@ from typing import IO, Any
 PG_USER = "mlflow"  # the database role MLflow connects as
 DATABASES = ("mlflow", "mlflow_auth")  # runs and artifacts' metadata; basic-auth users
 LEGACY_ADMIN_PASSWORD = "password1234"  # what old MLflow versions shipped; MLflow refuses it too
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ACCOUNT_COMMANDS = ("user", "grant", "permission")  # arena-server sub-commands, in framework_arena.accounts
 
 
 class ServerError(RuntimeError):
@@ -175,6 +182,7 @@ class TrackingServer:
         workers: uvicorn worker processes.
         backend_uri: another backend store instead of PostgreSQL (e.g. ``sqlite:///...``).
         allowed_hosts: MLflow's ``--allowed-hosts`` (Host headers accepted beyond localhost and private IPs).
+        tls_cert, tls_key: PEM certificate (chain) and private key: uvicorn serves HTTPS with them.
     """
 
     def __init__(
@@ -186,11 +194,16 @@ class TrackingServer:
         workers: int = 2,
         backend_uri: str | None = None,
         allowed_hosts: str | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
     ) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self.host, self.port, self.auth, self.workers = host, port, auth, workers
         self.backend_uri = backend_uri
         self.allowed_hosts = allowed_hosts
+        if (tls_cert is None) != (tls_key is None):
+            raise ServerError("HTTPS needs both --tls-cert and --tls-key (PEM files)")
+        self.tls = (Path(tls_cert).expanduser().absolute(), Path(tls_key).expanduser().absolute()) if tls_cert and tls_key else None
         self.artifacts = self.folder / "artifacts"
         self.postgres: Postgres | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -198,7 +211,7 @@ class TrackingServer:
 
     @property
     def uri(self) -> str:
-        return f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '::') else self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{'127.0.0.1' if self.host in ('0.0.0.0', '::') else self.host}:{self.port}"
 
     def _secrets(self) -> dict[str, str]:
         path = self.folder / "secrets.json"
@@ -232,6 +245,9 @@ class TrackingServer:
             password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD", "")
             if len(password) < 12 or password == LEGACY_ADMIN_PASSWORD:
                 raise ServerError("--auth needs the admin password in MLFLOW_AUTH_ADMIN_PASSWORD: at least 12 characters, not MLflow's old default")
+        for path in self.tls or ():
+            if not path.is_file():
+                raise ServerError(f"Expected --tls-cert and --tls-key to be PEM files. Received: {path} (no such file)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)  # the postgres user must enter it; the secrets inside are 600
         self.artifacts.mkdir(exist_ok=True)
@@ -275,6 +291,8 @@ class TrackingServer:
             cmd += ["--app-name", "basic-auth"]
         if self.allowed_hosts:
             cmd += ["--allowed-hosts", self.allowed_hosts]
+        if self.tls:  # MLflow's server runs on uvicorn, which serves TLS itself
+            cmd += ["--uvicorn-opts", shlex.join(["--ssl-certfile", str(self.tls[0]), "--ssl-keyfile", str(self.tls[1])])]
         # A session of its own: stop() ends uvicorn and its workers together.
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
         self._wait(timeout)
@@ -285,13 +303,22 @@ class TrackingServer:
             if self.proc is not None and self.proc.poll() is not None:
                 raise ServerError(f"mlflow server exited with code {self.proc.returncode} before answering on {self.uri}")
             try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2, context=self._health_context()) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.3)
         raise ServerError(f"mlflow server did not answer on {self.uri}/health within {timeout:.0f} s")
+
+    def _health_context(self) -> ssl.SSLContext | None:
+        # Our own server on our own port: whether it is up, not whom to trust (clients verify).
+        if not self.tls:
+            return None
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
 
     def stop(self) -> None:
         """Stops MLflow, then PostgreSQL (safe to call twice)."""
@@ -315,8 +342,21 @@ class TrackingServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``arena-server``: starts PostgreSQL and ``mlflow server``; Ctrl-C stops both."""
-    parser = argparse.ArgumentParser(prog="arena-server", description="A shared MLflow tracking server on PostgreSQL, with served artifacts (Ctrl-C stops it).")
+    """``arena-server``: starts PostgreSQL and ``mlflow server``; Ctrl-C stops both.
+
+    ``arena-server user|grant|permission ...`` manage the basic-auth app's users instead
+    (:func:`framework_arena.accounts.main`).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ACCOUNT_COMMANDS:
+        from framework_arena.accounts import main as accounts_main
+
+        return accounts_main(argv)
+    parser = argparse.ArgumentParser(
+        prog="arena-server",
+        description="A shared MLflow tracking server on PostgreSQL, with served artifacts (Ctrl-C stops it). "
+        "Users and permissions: arena-server {user,grant,permission} --help.",
+    )
     parser.add_argument("--dir", default="arena-server", help="folder for the database cluster, artifacts and generated secrets (default: ./arena-server)")
     parser.add_argument("--host", default="127.0.0.1", help="interface MLflow binds to (default 127.0.0.1; 0.0.0.0 for a team, with --auth)")
     parser.add_argument(
@@ -331,10 +371,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="MLflow's basic-auth app; admin password from MLFLOW_AUTH_ADMIN_PASSWORD (user: MLFLOW_AUTH_ADMIN_USERNAME, default admin)",
     )
+    parser.add_argument(
+        "--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS; clients trust a private CA with MLFLOW_TRACKING_SERVER_CERT_PATH"
+    )
+    parser.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     args = parser.parse_args(argv)
 
-    server = TrackingServer(args.dir, args.host, args.port, args.auth, args.workers, allowed_hosts=args.allowed_hosts)
     say = lambda msg: print(f"[arena-server] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        server = TrackingServer(
+            args.dir, args.host, args.port, args.auth, args.workers, allowed_hosts=args.allowed_hosts, tls_cert=args.tls_cert, tls_key=args.tls_key
+        )
+    except ServerError as e:
+        say(f"error: {e}")
+        return 1
+    if args.auth and not server.tls and args.host not in LOOPBACK:
+        say(f"WARNING: --auth on {args.host} without TLS: passwords travel in clear over HTTP; serve HTTPS with --tls-cert and --tls-key")
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -353,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     say("Point trials at it:")
     if args.auth:
         say("  export MLFLOW_TRACKING_USERNAME=<user> MLFLOW_TRACKING_PASSWORD=<password>")
+    if server.tls:
+        say(f"  export MLFLOW_TRACKING_SERVER_CERT_PATH=<the CA file that signed {server.tls[0].name}, or that file itself>")
     say(f"  arena tracking=server tracking.uri={server.uri}")
     say("Ctrl-C stops MLflow and PostgreSQL.")
     while not stop["now"] and server.proc is not None and server.proc.poll() is None:

@@ -11,6 +11,7 @@ from framework_arena.compare import query, report
 from framework_arena.compare.article import compare_article
 from framework_arena.compare.criteria import build_groups, measure_all
 from framework_arena.compare.rank import rank
+from framework_arena.errors import AccessDenied
 from framework_arena.notes import NOTE_TAG, comparison_note
 from framework_arena.platform import publish
 from framework_arena.secrets import redact_text
@@ -65,8 +66,12 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     )
     report.print_terminal(rep)
     if cfg["report"]["log_run"]:
-        run_id = _log_run(reader, cfg, rep, out_dir, profile)
-        log.info("Comparison run %s in %s (report.html among its artifacts)", run_id, reader.uri)
+        try:
+            run_id = _log_run(reader, cfg, rep, out_dir, profile)
+        except AccessDenied as e:  # a reader may rank; the report is the product, so this is not a failure
+            log.warning("Could not log the comparison run: %s", e)
+        else:
+            log.info("Comparison run %s in %s (report.html among its artifacts)", run_id, reader.uri)
     return rep
 
 
@@ -100,4 +105,4 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
     metrics = {f"score.{r.group.replace('/', '.')}": r.total for r in rep.ranking.rows}
     metrics.update({f"rank.{r.group.replace('/', '.')}": float(r.rank) for r in rep.ranking.rows})
     name = cfg["report"]["run_name"] or f"compare-{sel.sweep_name or '+'.join(sel.experiment_names)}-{profile}"
-    return log_comparison(reader.uri, sel.experiment_ids[0], name, tags, params, metrics, str(out_dir))
+    return log_comparison(reader.uri, sel.experiment_ids[0], name, tags, params, metrics, str(out_dir), sel.experiment_names[0])

@@ -35,10 +35,11 @@ class RunHandle:
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(self.uri)
         self.run_id = run_id
+        self.experiment = experiment or ("" if run_id or experiment_id else "framework-arena")  # named in a 403
         self.guard = Guard(self.uri, run_id)
         # Attached to a run, the experiment is looked up only if a search needs it: a job that
         # just files its record on the sweep's run makes no extra request.
-        with self.guard.required("Nothing was trained."):
+        with self.guard.required("Nothing was trained.", self.experiment, "READ"):
             self._experiment_id = experiment_id or (None if run_id else ensure_experiment(self.client, experiment or "framework-arena"))
 
     @property
@@ -47,8 +48,10 @@ class RunHandle:
             self._experiment_id = self.client.get_run(self.run_id).info.experiment_id
         return self._experiment_id
 
-    def start(self, run_name: str, tags: Mapping[str, str], cfg: Mapping[str, Any] | None = None) -> str:
+    def start(self, run_name: str, tags: Mapping[str, str], cfg: Mapping[str, Any] | None = None, kept: str = "Nothing was trained.") -> str:
         """Creates the run with its tags, and with ``cfg`` as params and ``config.yaml``; returns its id.
+
+        ``kept`` says what became of the work when the run cannot be created.
 
         MlflowClient.create_run skips MLflow's run context providers (user, source, and ours:
         Domino, SLURM): they are resolved here, as ``mlflow.start_run`` would.
@@ -56,7 +59,8 @@ class RunHandle:
         from mlflow.tracking.context.registry import resolve_tags
 
         all_tags = redact({k: str(v) for k, v in resolve_tags(dict(tags)).items()})
-        with self.guard.required("Nothing was trained."):
+        # Creating the run is the first write: a user who may only read is refused here, before training.
+        with self.guard.required(kept, self.experiment, "EDIT"):
             run = self.client.create_run(self.experiment_id, run_name=redact_text(run_name), tags=all_tags)
         self.run_id = self.guard.run_id = run.info.run_id
         if cfg is not None:
@@ -73,7 +77,7 @@ class RunHandle:
         :class:`TrackingUnavailable` naming ``kept``; any other error ends the run FAILED (a
         half-made run must not stay RUNNING) and propagates."""
         try:
-            with self.guard.required(kept):
+            with self.guard.required(kept, self.experiment, "EDIT"):
                 yield
         except TrackingUnavailable:
             raise  # no further request: the server is gone

@@ -10,7 +10,9 @@ production, and always breaks a test. The policy, written once:
 - otherwise: warn and go on.
 
 Calls nothing can go on without (creating the run) use :meth:`Guard.required` instead, which turns
-"unreachable" into :class:`~framework_arena.errors.TrackingUnavailable`.
+"unreachable" into :class:`~framework_arena.errors.TrackingUnavailable`, and a refusal of MLflow's
+auth app (:func:`denied`: HTTP 401, wrong or missing credentials; 403, a permission missing on
+the experiment) into :class:`~framework_arena.errors.AccessDenied`, each one line.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import os
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from framework_arena.errors import TrackingUnavailable
+from framework_arena.errors import AccessDenied, TrackingUnavailable
 from framework_arena.secrets import redact_text
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: The variables MLflow's client takes credentials and the server's CA from, named in the messages.
+CREDENTIAL_VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+CERT_VAR = "MLFLOW_TRACKING_SERVER_CERT_PATH"
 
 #: tracking.<key> -> the MLflow client's environment variable (read at every request).
 HTTP_SETTINGS = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES"}
@@ -63,11 +69,62 @@ def unreachable(error: BaseException) -> bool:
     return any(s in str(error) for s in ("Max retries exceeded", "Connection refused", "Read timed out"))
 
 
+def denied(error: BaseException) -> int | None:
+    """401 or 403 when ``error`` is the server refusing the credentials or the permission, else None.
+
+    MLflow raises an ``MlflowException`` whose ``error_code`` maps back to the HTTP status
+    (UNAUTHENTICATED, PERMISSION_DENIED); the text is the fallback for a wrapped one.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        status = getattr(e, "get_http_status_code", lambda: None)()
+        if status in (401, 403):
+            return int(status)
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    for status in (401, 403):
+        if f"error code {status} != 200" in str(error):
+            return status
+    return None
+
+
+def access_denied(uri: str, error: BaseException, experiment: str = "", permission: str = "", kept: str = "") -> AccessDenied:
+    """The one-line :class:`AccessDenied` for ``error`` (see :func:`denied`); never quotes a secret.
+
+    Args:
+        uri: the server, named in the message.
+        experiment, permission: what the refused request needed (403), e.g. ``team`` and ``EDIT``.
+        kept: what became of the work ("Nothing was trained.").
+    """
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+    if denied(error) == 401:
+        if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+            sent = "the token in MLFLOW_TRACKING_TOKEN"
+        elif user:
+            sent = f"user {user!r} with the password in MLFLOW_TRACKING_PASSWORD"
+        else:
+            sent = "no credentials"
+        text = f"MLflow tracking server at {uri} refused the credentials (HTTP 401; sent: {sent}): set {CREDENTIAL_VARS} to an account of this server."
+    else:
+        who = f"user {user!r}" if user else "this client"
+        need = permission or "more"
+        text = f"MLflow tracking server at {uri} refused {who} (HTTP 403): {need} permission on experiment {experiment!r} is needed and missing"
+        if not experiment:
+            text = f"MLflow tracking server at {uri} refused {who} (HTTP 403): {need} permission on the experiment is needed and missing"
+        elif permission:
+            text += f" (an admin grants it: arena-server grant {user or '<user>'} {experiment} {permission})"
+        text += "."
+    return AccessDenied(redact_text(text + (f" {kept}" if kept else "")))
+
+
 def unavailable(uri: str, error: BaseException, kept: str = "") -> TrackingUnavailable:
     """The :class:`TrackingUnavailable` error for ``uri``, with the settings that bounded the wait."""
     settings = ", ".join(f"tracking.{k}={os.environ[v]}" for k, v in HTTP_SETTINGS.items() if v in os.environ)
     text = str(error)
-    if "Connection refused" in text:
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        cause = f"its TLS certificate is not trusted: set {CERT_VAR} to the file of the CA that signed it (or to the certificate itself)"
+    elif "Connection refused" in text:
         cause = "connection refused"
     elif "timed out" in text or "timeout" in text.lower():
         cause = "no answer in time"
@@ -131,14 +188,19 @@ class Guard:
         log.warning("%s", redact_text(f"Could not {what}{run}: {error}"))
 
     @contextmanager
-    def required(self, kept: str) -> Iterator[None]:
+    def required(self, kept: str, experiment: str = "", permission: str = "") -> Iterator[None]:
         """Around requests nothing can go on without: "unreachable" becomes
-        :class:`TrackingUnavailable` naming ``uri`` and ``kept`` (what became of the work);
-        any other error propagates as it is."""
+        :class:`TrackingUnavailable` naming ``uri`` and ``kept`` (what became of the work), a
+        refusal (401, 403) :class:`AccessDenied` naming ``experiment`` and the ``permission``
+        the requests need (READ, EDIT); any other error propagates as it is."""
         try:
             yield
         except Exception as e:
-            if isinstance(e, TrackingUnavailable) or not unreachable(e):
+            if isinstance(e, TrackingUnavailable):
+                raise
+            if denied(e):
+                raise access_denied(self.uri, e, experiment, permission, kept) from e
+            if not unreachable(e):
                 raise
             self.lost = e
             raise unavailable(self.uri, e, kept) from e

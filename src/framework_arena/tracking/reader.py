@@ -7,11 +7,17 @@ from typing import Any, Sequence
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import resolve_uri
+
+NOTHING = "Nothing was compared."
 
 
 class Reader:
     """Read access to a store for ``arena-compare``: finds experiments and runs, never creates them.
+
+    The server unreachable, or refusing the credentials or the READ permission, raises
+    :class:`~framework_arena.errors.TrackingUnavailable` (``AccessDenied``), one line.
 
     Args:
         uri: tracking URI (a relative SQLite path is made absolute).
@@ -22,12 +28,17 @@ class Reader:
     def __init__(self, uri: str) -> None:
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(self.uri)
+        self.guard = Guard(self.uri)
+        self.names: dict[str, str] = {}  # experiment id -> name, for the messages
 
     def experiment_ids(self, names: Sequence[str]) -> dict[str, str | None]:
         """Name -> id, None for a name this store does not hold (or holds as deleted)."""
         found: dict[str, str | None] = {}
         for name in names:
-            exp = self.client.get_experiment_by_name(name)
+            with self.guard.required(NOTHING, name, "READ"):
+                exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                self.names[exp.experiment_id] = name
             found[name] = exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
         return found
 
@@ -35,14 +46,16 @@ class Reader:
         """Every run matching ``filter_string``, page by page, up to ``max_results``."""
         runs: list[Any] = []
         token = None
+        label = ", ".join(self.names.get(i, i) for i in experiment_ids)
         while len(runs) < max_results:
-            page = self.client.search_runs(
-                list(experiment_ids),
-                filter_string=filter_string,
-                max_results=min(self.PAGE, max_results - len(runs)),
-                order_by=list(order_by) or None,
-                page_token=token,
-            )
+            with self.guard.required(NOTHING, label, "READ"):
+                page = self.client.search_runs(
+                    list(experiment_ids),
+                    filter_string=filter_string,
+                    max_results=min(self.PAGE, max_results - len(runs)),
+                    order_by=list(order_by) or None,
+                    page_token=token,
+                )
             runs.extend(page)
             token = page.token
             if not token:
@@ -57,4 +70,5 @@ class Reader:
 
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """``(step, value)`` of one metric, in step order."""
-        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+        with self.guard.required(NOTHING):
+            return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
