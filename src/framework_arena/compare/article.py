@@ -147,7 +147,7 @@ def _license(claims: Mapping[str, str], cells: Mapping[str, Cell]) -> CriterionV
             (agree if license_agrees(claim, cell.display) else differ).append(f"{g}: article {claim}, own license {cell.display}")
     lines = [f"{line}: agrees" for line in agree] + [f"{line}: disagrees" for line in differ]
     unknown = ([f"own license missing for {', '.join(missing)}"] if missing else []) + (
-        [f"own license not recorded for {', '.join(whole)}: its runs logged the whole distribution's declaration"] if whole else []
+        [f"own license not recorded for {', '.join(whole)}: its runs logged only the whole distribution's declaration"] if whole else []
     )
     links = [("row", "#crit-license")]
     if not agree and not differ:  # nothing to hold against the article, e.g. runs from before trials logged the license
