@@ -101,8 +101,18 @@ def test_parity_and_ordered_claims_are_tested_with_the_margin(store: str, tmp_pa
 
 
 def test_two_runs_with_overlapping_intervals_are_not_conclusive(store: str, tmp_path: Path) -> None:
-    _plant(store, {"torch": _seeds(infer_latency_ms_p50=[0.05, 0.2]), "tensorflow": _seeds(infer_latency_ms_p50=[0.1, 0.3])})
-    latency = _line(_article(store, tmp_path)["speed"], "inference_latency")
+    slow_learner = {"val_accuracy": 0.5, "epoch_time_s": 1.0}  # never reaches target_accuracy=0.9
+    _plant(
+        store,
+        {
+            "torch": _seeds(infer_latency_ms_p50=[0.05, 0.2], **{k: [v] * 2 for k, v in slow_learner.items()}),
+            "tensorflow": _seeds(infer_latency_ms_p50=[0.1, 0.3], **{k: [v] * 2 for k, v in slow_learner.items()}),
+        },
+    )
+    speed = _article(store, tmp_path)["speed"]
+    # Neither reached the target: nothing measured between them, not "equal".
+    assert _line(speed, "time_to_target") == "time_to_target: not comparable" and "(never reached by tensorflow, torch)" in speed.evidence[1]
+    latency = _line(speed, "inference_latency")
     assert latency.startswith("inference_latency: agrees (parity), not conclusive\n"), latency
     assert "measured: cannot be told apart" in latency and "runs 2 v 2" in latency
     assert "not conclusive: fewer than 3 runs per framework (min_runs), the 95% intervals overlap" in latency
@@ -209,7 +219,8 @@ def test_license_verdict_compares_the_article_with_the_own_license(store: str, t
 def test_verdict_thresholds_are_validated(store: str) -> None:
     from framework_arena.compare.settings import validate
 
-    cfg = _config(store, ["criteria.article.verdicts.margin=0.9", "criteria.article.verdicts.min_runs=0", "criteria.article.rows.speed.criteria=[speedy]"])
+    overrides = ["criteria.article.verdicts.margin=0.9", "criteria.article.verdicts.min_runs=0", "criteria.article.rows.speed.criteria=[speedy]"]
+    cfg = _config(store, [*overrides, "+criteria.article.verdicts.min_run=2"])
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     message = str(err.value)
@@ -217,5 +228,6 @@ def test_verdict_thresholds_are_validated(store: str) -> None:
         "Received: criteria.article.verdicts.margin=0.9",
         "Received: criteria.article.verdicts.min_runs=0",
         "Received: criteria.article.rows.speed.criteria='speedy'",
+        "Received: criteria.article.verdicts='min_run'",
     ):
         assert expected in message, message

@@ -184,7 +184,8 @@ def _criterion(
         pair = judge(key, first, second, claim, table, ranking, s, contended, runs)
         if pair is not None:
             pairs.append(pair)
-    note = f"missing for {', '.join(missing)}" if missing else ""
+    never = [g for g in groups if cells[g].value is not None and math.isinf(cells[g].value)]
+    note = "; ".join(([f"missing for {', '.join(missing)}"] if missing else []) + ([f"never reached by {', '.join(never)}"] if len(never) > 1 else []))
     if len(groups) < 2:
         return CriterionVerdict(key, "one framework: nothing to hold the article's order against", [], links=_links(key, cells))
     if not pairs:

@@ -58,6 +58,10 @@ def check(problems: list[str], article: Mapping[str, Any]) -> None:
     """Adds a message to ``problems`` for every wrong value of ``criteria.article``."""
     v = article.get("verdicts") or {}
     key = "criteria.article.verdicts"
+    for name in v:
+        expect(
+            problems, name in ("margin", "margins", "min_runs", "contention_sensitive"), key, name, "to hold margin, margins, min_runs, contention_sensitive"
+        )
     num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
     margin = v.get("margin", VerdictSettings.margin)
     expect(problems, num(margin) and margin > 1, f"{key}.margin", margin, "to be a ratio > 1 (1.2: values within 20% of each other are practically equal)")
@@ -149,7 +153,7 @@ def judge(
     contended: Mapping[str, int],
     runs: Mapping[str, int] | None = None,
 ) -> Pair | None:
-    """The claim ``claim`` between ``first`` and ``second`` on criterion ``key``; None if a value is missing.
+    """The claim ``claim`` between ``first`` and ``second`` on criterion ``key``; None without two values.
 
     ``runs``: the runs behind each group's value where they are fewer than its cell's ``n``
     (large_data: the runs at the largest size only).
@@ -157,8 +161,8 @@ def judge(
     crit = CRITERIA[key]
     ca, cb = table[key][first], table[key][second]
     na, nb = (runs or {}).get(first, ca.n), (runs or {}).get(second, cb.n)
-    if ca.value is None or cb.value is None:
-        return None
+    if ca.value is None or cb.value is None or (math.isinf(ca.value) and math.isinf(cb.value)):
+        return None  # missing, or neither ever reached the target: nothing measured between them
     ia = ranking.value_intervals[key].get(first, (ca.value, ca.value))
     ib = ranking.value_intervals[key].get(second, (cb.value, cb.value))
     r = effect(key, ca.value, cb.value)
