@@ -92,7 +92,7 @@ CRITERIA: dict[str, Criterion] = {
         Criterion(
             "quality",
             "Model quality",
-            "performance",
+            "",  # ours: the article claims nothing about accuracy at a fixed budget (docs/article.md)
             "accuracy",
             "higher",
             "measured",
@@ -137,7 +137,7 @@ CRITERIA: dict[str, Criterion] = {
             "permissive (1) / weak copyleft (0.5) / copyleft (0)",
             "higher",
             "measured",
-            "the License-Expression, License or classifiers of the framework's distribution, as each trial logged it (arena.license)",
+            "the framework's own license, as each trial logged it (arena.license: its distribution's License-Expression, License field, classifier or own LICENSE file, facts.py); the licenses of bundled components it declares besides (arena.license_bundled) are in the note",
         ),
         Criterion(
             "code_size",
@@ -174,6 +174,8 @@ PERMISSIVE = ("Apache", "BSD", "MIT", "BSL-1.0", "ISC", "PSF", "Python", "Zlib",
 WEAK_COPYLEFT = ("LGPL", "MPL", "EPL")
 # Runs logged before the trials recorded these facts compare as "missing", with this reason.
 NOT_LOGGED = 'not logged by these runs: trials before framework-arena logged framework facts (facts.py, issue "One house") did not record it'
+# The note of a license logged before the trials split the framework's own license from its bundled ones.
+OWN_NOT_SPLIT = "the whole distribution's declaration (runs logged before trials recorded the framework's own license apart from its bundled components)"
 
 
 def license_score(text: str) -> float | None:
@@ -191,17 +193,39 @@ def _logged_by(found: int, n: int) -> str:
     return f"; logged by {found} of {n} runs" if found < n else ""
 
 
+def _license_fact(tags: Mapping[str, str]) -> tuple[str, str, str]:
+    """(license, distribution, detail) a run logged.
+
+    Since facts.py split them (tag ``arena.license_source`` present), ``arena.license`` is the
+    framework's own license and ``arena.license_bundled`` lists the bundled components' licenses.
+    Before, ``arena.license`` held the distribution's whole declaration: one license is still the
+    framework's own, an AND of several is not (torch: ``Apache-2.0 AND ... AND MIT``).
+    """
+    text, dist = tags["arena.license"], tags.get("arena.framework_dist", "")
+    source = tags.get("arena.license_source")
+    if source:
+        bundled = tags.get("arena.license_bundled")
+        detail = f"own license from its {source}" + (f"; bundled components also under: {bundled}" if bundled else "; no bundled licenses declared")
+        if text == "unknown" and tags.get("arena.license_declared"):
+            detail += f"; the distribution declares {tags['arena.license_declared']}"
+        return text, dist, detail
+    if re.search(r"\sAND\s", text):
+        return text, dist, OWN_NOT_SPLIT
+    return text, dist, ""
+
+
 def _license_cell(g: GroupData) -> Cell:
-    """The license the group's runs logged (``arena.license``), the most frequent if they differ."""
-    logged = [(t.tags["arena.license"], t.tags.get("arena.framework_dist", "")) for t in g.trials if t.tags.get("arena.license")]
+    """The framework's own license its runs logged (:func:`_license_fact`), the most frequent if they differ."""
+    logged = [(_license_fact(t.tags), t.tags.get("arena.license_declared", "")) for t in g.trials if t.tags.get("arena.license")]
     if not logged:
         return Cell(None, "missing", note=NOT_LOGGED)
-    (text, dist), _ = Counter(logged).most_common(1)[0]
-    note = (dist or "no distribution of the framework found by the trial") + _logged_by(len(logged), g.n)
-    others = sorted({t for t, _ in logged} - {text})
+    ((text, dist, detail), declared), _ = Counter(logged).most_common(1)[0]
+    note = (dist or "no distribution of the framework found by the trial") + (f"; {detail}" if detail else "") + _logged_by(len(logged), g.n)
+    others = sorted({fact[0] for fact, _ in logged} - {text})
     if others:
         note += "; other runs logged " + ", ".join(others)
-    return Cell(license_score(text), text, len(logged), note)
+    # Unknown own license: score what the distribution declares, so the ranking keeps the criterion.
+    return Cell(license_score(text if text != "unknown" else declared), text, len(logged), note)
 
 
 def _code_size_cell(g: GroupData) -> Cell:

@@ -6,13 +6,14 @@ import base64
 import csv
 import html
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from framework_arena.compare import plots
-from framework_arena.compare.article import ArticleRow
+from framework_arena.compare.article import ArticleSection
 from framework_arena.compare.criteria import CRITERIA, Cell, GroupData
 from framework_arena.compare.query import Selection
 from framework_arena.compare.rank import Ranking
@@ -24,7 +25,7 @@ class Report:
     groups: dict[str, GroupData]
     table: dict[str, dict[str, Cell]]
     ranking: Ranking
-    article: list[ArticleRow]
+    article: ArticleSection
     profile: str
     profile_description: str
     target_accuracy: float
@@ -140,7 +141,7 @@ def _sections(rep: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
     article = (
         ["article row", "TensorFlow", "PyTorch", "Keras", "our evidence", "verdict"],
         [
-            [a.row.replace("_", " "), a.claims.get("tensorflow", ""), a.claims.get("torch", ""), a.claims.get("keras", ""), "<br>".join(a.evidence), a.verdict]
+            [a.row.replace("_", " "), a.claims.get("tensorflow", ""), a.claims.get("torch", ""), a.claims.get("keras", ""), "<br>".join(a.evidence), a.cell]
             for a in rep.article
         ],
     )
@@ -161,7 +162,7 @@ def _notes(rep: Report) -> list[str]:
     if any(g.n < 2 for g in rep.groups.values()):
         notes.append("Some frameworks have a single run: run several seeds (`trainer.seed=0,1,2`) for intervals and reproducibility.")
     notes += [f"Left out of the totals: `{k}`, {why}." for k, why in rk.excluded.items()]
-    return notes
+    return notes + rep.article.legend
 
 
 def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
@@ -194,9 +195,13 @@ def write_markdown(rep: Report, folder: Path, figures: list[tuple[str, Path]]) -
     return path
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+_LINK = re.compile(r"\[([^\[\]]+)\]\((#[\w-]+)\)")  # [label](#anchor): a verdict's link to its figure or row
+
+
+def _html_table(header: list[str], rows: list[list[str]], ids: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c).replace('&lt;br&gt;', '<br>')}</td>" for c in row) + "</tr>" for row in rows)
+    cell = lambda c: _LINK.sub(r"<a href='\2'>\1</a>", html.escape(c).replace("&lt;br&gt;", "<br>"))  # noqa: E731
+    body = "".join((f"<tr id='{ids[i]}'>" if ids else "<tr>") + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for i, row in enumerate(rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -215,14 +220,14 @@ def write_html(rep: Report, folder: Path, figures: list[tuple[str, Path]]) -> Pa
         "<h2>Ranking</h2>",
         _html_table(*s["ranking"]),
         "<h2>Criteria</h2>",
-        _html_table(*s["criteria"]),
+        _html_table(*s["criteria"], ids=[f"crit-{key}" for key in CRITERIA]),  # the article's verdicts link here
         "<h2>The article beside our measurements</h2>",
         _html_table(*s["article"]),
         "<h2>How to read it</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in _notes(rep)) + "</ul>",
     ]
     for title, p in figures:
         data = base64.b64encode(p.read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+        parts.append(f"<h2 id='plot-{p.stem}'>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     path = folder / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")

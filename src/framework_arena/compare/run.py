@@ -46,7 +46,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
         groups,
         table,
         ranking,
-        compare_article(cfg["criteria"].get("article") or {}, table, ranking),
+        compare_article(cfg["criteria"].get("article") or {}, table, ranking, groups),
         profile,
         str(cfg["ranking"].get("description", "")),
         float(cfg["target_accuracy"]),

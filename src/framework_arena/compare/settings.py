@@ -94,5 +94,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
             expect(
                 p, bool(entry.get(attr)), f"criteria.static.{key}.{attr}", entry.get(attr), "to be set: every static value says where and when it comes from"
             )
+    # criteria.article: the rows and the verdict thresholds (issue 20; compare/verdicts.py owns them).
+    from framework_arena.compare.verdicts import check as check_article
+
+    check_article(p, (cfg.get("criteria") or {}).get("article") or {})
     if p:
         raise ConfigError(p)
