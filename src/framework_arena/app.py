@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> float:
         return math.nan  # contained: the other trials of the sweep still run
     try:
         sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
-        result = run_trial(trial, overrides, sweep)
+        result = run_trial(trial, overrides, sweep, slot=job_num % parallel)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)

@@ -126,8 +126,11 @@ class Allocation:
         self.release()
 
 
-def allocate(threads: int) -> Allocation:
+def allocate(threads: int, slot: int = 0) -> Allocation:
     """Takes ``threads`` free cores of this process's affinity, locked for the trial's life.
+
+    The search starts at the ``slot``-th share (a job's number modulo the parallel trials), so
+    parallel jobs land on different cores even when one starts after another ended.
 
     When fewer are free (more parallel trials x threads than cores), the trial takes the free ones
     and tops them up with busy ones: it still runs, with ``shared=True`` (tag ``arena.cores_shared``).
@@ -139,7 +142,8 @@ def allocate(threads: int) -> Allocation:
     folder = lock_dir()
     got: list[int] = []
     files: list[IO[bytes]] = []
-    for core in available:
+    start = (slot * want) % len(available)
+    for core in available[start:] + available[:start]:
         if len(got) == want:
             break
         f = open(folder / f"cpu{core}.lock", "ab")  # noqa: SIM115 - held open: the lock lives with it

@@ -165,7 +165,7 @@ def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResu
     return summary
 
 
-def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
+def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None, slot: int = 0) -> TrialResult:
     """Runs one trial in a fresh child process and tracks it.
 
     Args:
@@ -174,6 +174,8 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
         overrides: the command-line overrides, recorded as a tag.
         sweep: the multirun this trial belongs to: its run becomes a child of the sweep's run,
             and it is skipped when a FINISHED run with the same config hash exists.
+        slot: which share of the cores to try first (``cores.allocate``): a parallel job's number
+            modulo the trials running at once.
 
     Returns:
         The trial's result; raises :class:`~framework_arena.errors.ConfigError` before creating
@@ -181,7 +183,7 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
     """
     trial = cfg if isinstance(cfg, Trial) else resolve_trial(cfg)
     # The trial's cores, held until it ends (released by the kernel if this process dies).
-    with allocate(trial.trainer.threads) as allocation:
+    with allocate(trial.trainer.threads, slot) as allocation:
         return _run(trial, overrides, sweep, allocation)
 
 
