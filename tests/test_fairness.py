@@ -17,6 +17,8 @@ from conftest import compose, run_arena, run_compare
 from mlflow.tracking import MlflowClient
 
 from framework_arena import cores
+from framework_arena.compare import trust
+from framework_arena.compare.query import Trial
 from framework_arena.runner import run_trial
 
 slow = pytest.mark.slow
@@ -96,3 +98,25 @@ def test_joblib_sweep_gives_each_trial_its_own_core(tmp_path: Path) -> None:
     assert all(r.data.params["trainer.threads"] == "1" for r in runs)  # threads=0: each trial's share
     assert all(r.data.tags["arena.cores_shared"] == "false" for r in runs)
     assert os.path.isdir(tmp_path / "cores")
+
+
+def _trial(name: str, metrics: dict[str, float], **tags: str) -> Trial:
+    return Trial(
+        name * 4, name, "torch", "torch", "mlp", "digits", "0", {}, dict(metrics), {"epoch_time_s": [(1, 0.1)]}, {f"arena.{k}": v for k, v in tags.items()}
+    )
+
+
+def test_screen_drops_only_speed_figures_of_contended_runs_and_flags_scatter() -> None:
+    quiet = _trial("quiet", {"train_samples_per_s": 100.0, "test_accuracy": 0.9}, contended="false", machine="a")
+    busy = _trial("busy", {"train_samples_per_s": 30.0, "test_accuracy": 0.9}, contended="true", contended_reason="hog")
+    notes = trust.screen([quiet, busy], include_contended=False)
+    assert "busy" in notes[0] and "hog" in notes[0] and "include_contended" in notes[0]
+    assert "train_samples_per_s" not in busy.metrics and busy.metrics["test_accuracy"] == 0.9 and "epoch_time_s" not in busy.history
+    assert quiet.metrics["train_samples_per_s"] == 100.0
+    kept = _trial("kept", {"train_samples_per_s": 30.0}, contended="true")
+    assert "kept" in trust.screen([kept], include_contended=True)[0] and kept.metrics["train_samples_per_s"] == 30.0
+    assert trust.unstable([quiet, _trial("slow", {"train_samples_per_s": 40.0})]) is not None  # scatter across runs
+    assert trust.unstable([_trial("w", {"train_samples_per_s": 100.0, "train_samples_per_s_p10": 40.0, "train_samples_per_s_p90": 110.0})]) is not None
+    assert trust.unstable([quiet, _trial("same", {"train_samples_per_s": 105.0})]) is None
+    other = _trial("other", {"train_samples_per_s": 100.0}, machine="b")
+    assert any("2 machine fingerprints" in n for n in trust.mark({"torch": [quiet], "tensorflow": [other]}, {}))
