@@ -36,8 +36,8 @@ def test_stopwatch_leaves_the_warm_up_out_of_throughput() -> None:
     logs = _epochs(sw, [0.1, 0.01, 0.01, 0.01, 0.01], epochs=2)
     end = sw.end_logs()
     # epoch 1: 3 steps after the warm-up; a sleep is never shorter than asked, so at most 32*3/0.03
-    assert 0 < logs[0]["train_samples_per_s"] <= 32 * 3 / 0.03 and logs[0]["epoch_time_s"] >= 0.14
-    assert 0 < logs[1]["train_samples_per_s"] <= 32 * 5 / 0.05
+    assert 0 < logs[0]["epoch_samples_per_s"] <= 32 * 3 / 0.03 and logs[0]["epoch_time_s"] >= 0.14
+    assert 0 < logs[1]["epoch_samples_per_s"] <= 32 * 5 / 0.05
     assert 0.05 < end["compile_time_s"] < end["time_to_first_step_s"] <= end["fit_time_s"]
     assert len(syncs) == 2 * 2 + 2  # epoch starts and ends, first step, end of warm-up: never per step
 
@@ -46,7 +46,23 @@ def test_stopwatch_whole_first_epoch_as_warm_up() -> None:
     sw = Stopwatch(warmup_steps=3)
     sw.start()
     logs = _epochs(sw, [0.0, 0.0, 0.0], epochs=2)
-    assert "train_samples_per_s" not in logs[0] and logs[1]["train_samples_per_s"] > 0
+    assert "epoch_samples_per_s" not in logs[0] and logs[1]["epoch_samples_per_s"] > 0
+
+
+def test_stopwatch_median_of_windows_ignores_one_stall() -> None:
+    """One stalled step in five windows moves the median by nothing and the p90/p10 spread only."""
+    sw = Stopwatch(warmup_steps=2, window_steps=4)
+    sw.start()
+    _epochs(sw, [0.0, 0.0], epochs=1)  # the warm-up
+    sw.epoch_start()
+    for i in range(20):
+        time.sleep(0.3 if i == 5 else 0.005)
+        sw.step_end(32)
+    sw.epoch_end()
+    end = sw.end_logs()
+    assert end["train_windows"] == 5 and len(sw.windows) == 5
+    assert end["train_samples_per_s"] > 2 * 32 * 20 / 0.4  # far above the epoch's mean, which the stall decides
+    assert end["train_samples_per_s_p10"] < end["train_samples_per_s"] <= end["train_samples_per_s_p90"]
 
 
 slow = pytest.mark.slow
@@ -76,7 +92,7 @@ def test_torch_compile_warm_up_steps_step_metrics_and_system_metrics(store: str)
     assert m["infer_latency_ms_p95"] >= m["infer_latency_ms_p50"] > 0 and m["infer_samples_per_s"] > 0
     assert m["val_accuracy"] > 0.5
     # warm-up of 3 steps: the first epoch already has a steady part
-    assert [x.step for x in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == [1, 2]
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "epoch_samples_per_s")] == [1, 2]
     steps = [x.step for x in client.get_metric_history(run.info.run_id, "train_loss_running")]
     assert steps == list(range(4, 2 * DIGITS_STEPS + 1, 4))
     assert any(k.startswith("system/cpu") for k in m), sorted(m)

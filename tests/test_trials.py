@@ -84,7 +84,10 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     # metrics per epoch, steady-state throughput from the second epoch on
     for key in EPOCH_METRICS:
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(1, 11)), key
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == list(range(2, 11))
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_samples_per_s")] == list(range(2, 11))
+    # the steady figure: the median of the timed windows, once, with its spread
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == [0]
+    assert run.data.metrics["train_samples_per_s_p10"] <= run.data.metrics["train_samples_per_s"] <= run.data.metrics["train_samples_per_s_p90"]
     for key in FINAL_METRICS:
         assert run.data.metrics[key] > 0, key
     m = run.data.metrics

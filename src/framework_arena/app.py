@@ -10,9 +10,10 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from framework_arena.config import register_configs
+from framework_arena.cores import parallel_trials
 from framework_arena.errors import ConfigError, TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
@@ -36,8 +37,12 @@ def _summary(result: TrialResult) -> str:
             f"params {int(m['num_params']):,}  steady throughput "
             + (f"{m['train_samples_per_s']:,.0f} samples/s" if "train_samples_per_s" in m else "n/a (1 epoch)")
         )
+        if result.info.get("contended"):
+            lines.append(f"  CONTENDED (arena.contended=true): {result.info['contended']}; arena-compare leaves its speed figures out")
     else:
         lines.append(f"  reason: {result.reason}: {result.message}")
+    if result.cores_shared:
+        lines.append(f"  cores {result.cores} SHARED with other trials (arena.cores_shared=true): lower trainer.threads or the launcher's n_jobs")
     if result.run_id:
         lines.append(f"  MLflow run {result.run_id} in {result.tracking_uri}")
         if result.tracking_uri and result.tracking_uri.startswith("sqlite:"):
@@ -45,22 +50,26 @@ def _summary(result: TrialResult) -> str:
     return "\n".join(lines)
 
 
-def _job() -> tuple[bool, int, list[str], str]:
-    """(is this a multirun job, its number, its overrides, the sweep dir); outside Hydra: a single run."""
+def _job() -> tuple[bool, int, list[str], str, int]:
+    """(is this a multirun job, its number, its overrides, the sweep dir, trials its launcher runs
+    at once on this host); outside Hydra: a single run."""
     try:
         hc = HydraConfig.get()
     except ValueError:  # called through the compose API, not as a Hydra app
-        return False, 0, [], ""
-    return hc.mode == RunMode.MULTIRUN, int(hc.job.get("num", 0) or 0), list(hc.overrides.task), str(hc.sweep.dir)
+        return False, 0, [], "", 1
+    multirun = hc.mode == RunMode.MULTIRUN
+    launcher = OmegaConf.to_container(hc.launcher, resolve=True) if multirun and hc.get("launcher") is not None else None
+    parallel = parallel_trials(launcher) if multirun else 1  # type: ignore[arg-type]
+    return multirun, int(hc.job.get("num", 0) or 0), list(hc.overrides.task), str(hc.sweep.dir), parallel
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="config")
 def train(cfg: DictConfig) -> float:
     """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
-    multirun, job_num, overrides, sweep_dir = _job()
+    multirun, job_num, overrides, sweep_dir, parallel = _job()
     record: dict[str, Any] = {"overrides": overrides}
     try:
-        trial = resolve_trial(cfg)  # validated and resolved once; the child gets exactly this
+        trial = resolve_trial(cfg, parallel)  # validated and resolved once; the child gets exactly this
     except ConfigError as e:
         log.error("%s", e)
         sweep = context_for_job(tracking_target(cfg), sweep_dir) if multirun else None
@@ -70,7 +79,7 @@ def train(cfg: DictConfig) -> float:
         return math.nan  # contained: the other trials of the sweep still run
     try:
         sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
-        result = run_trial(trial, overrides, sweep)
+        result = run_trial(trial, overrides, sweep, slot=job_num % parallel)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
         sys.exit(128 + e.signum)

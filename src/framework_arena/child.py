@@ -89,7 +89,7 @@ class _Reporter:
         self.conn.send(["step", step, logs])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        logs = {k: float(v) for k, v in logs.items()}  # train_samples_per_s once past the warm-up
+        logs = {k: float(v) for k, v in logs.items()}  # epoch_samples_per_s once past the warm-up
         if self.logger:
             self.logger.keep(logs, epoch)
         self.history.append({"epoch": epoch, **logs})
@@ -101,7 +101,7 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None) -> dict[str, Any]:
+def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None, cores: list[int] | None = None) -> dict[str, Any]:
     from framework_arena.trainers import get_trainer
 
     start = time.perf_counter()
@@ -114,7 +114,7 @@ def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | 
 
         logger = RunLogger(str(trial.tracking.uri), run_id, offline_dir)
     try:
-        summary = _trial(trial, trainer_cls, import_time, logger, conn)
+        summary = _trial(trial, trainer_cls, import_time, logger, conn, cores or _affinity())
     except BaseException:
         if logger:
             logger.close(raise_if_lost=False)  # the trial's own error is the one to report
@@ -143,9 +143,16 @@ def _settings(trial: Trial, tracked: bool) -> Any:
     )
 
 
-def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel) -> dict[str, Any]:
+def _affinity() -> list[int]:
+    from framework_arena.cores import affinity
+
+    return affinity()
+
+
+def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel, cores: list[int]) -> dict[str, Any]:
     from framework_arena import data as data_mod
-    from framework_arena import models
+    from framework_arena import machine, models
+    from framework_arena.contention import Meter
     from framework_arena.probe import shape_bug
 
     if logger and trial.tracking.system_metrics:
@@ -166,12 +173,19 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
+    meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
+    meter.start()
     trainer.fit(data, reporter)
+    contention, contention_tags = meter.stop()  # over fit as a whole (contention.py)
+    machine_tags = machine.tags(cores, trial.framework, trial.backend, str(info.get("device", "cpu")))
+    if logger:
+        logger.set_tags({**contention_tags, **machine_tags})
+    info.update({"contended": contention_tags.get("arena.contended_reason", ""), "machine": machine_tags["arena.machine"]})
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
     inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
     # Logged here, once: num_params went with on_train_begin and the start-up times with on_train_end.
-    final = {"test_loss": test_loss, "test_accuracy": test_accuracy, "import_time_s": import_time, **inference, "peak_rss_mb": _peak_rss_mb()}
+    final = {"test_loss": test_loss, "test_accuracy": test_accuracy, "import_time_s": import_time, **inference, "peak_rss_mb": _peak_rss_mb(), **contention}
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
         final["gpu_peak_mem_mb"] = gpu_mem
@@ -198,10 +212,13 @@ def main() -> None:
     channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8"))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
     message = json.load(sys.stdin)
+    cores = message.get("cores") or []
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)  # before the framework starts its thread pools
     try:
         from framework_arena.trial import Trial
 
-        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"))
+        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"), cores)
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.contracts import NonFiniteLossError
 

@@ -41,7 +41,7 @@ class Callback(Protocol):
             epoch: 1-based epoch number.
             logs: the :data:`EPOCH_KEYS`; ``epoch_time_s`` covers the training steps only,
                 from the first batch to the end of the last one, validation excluded; and
-                ``train_samples_per_s`` when the epoch has steps after the warm-up.
+                ``epoch_samples_per_s`` when the epoch has steps after the warm-up.
         """
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
@@ -83,7 +83,7 @@ class ModelExport:
 MESSAGES = {
     "begin": '["begin", info]: the model is built (on_train_begin info)',
     "step": '["step", step, logs]: train_loss_running every tracking.log_every_n_steps steps',
-    "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and train_samples_per_s past the warm-up',
+    "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and epoch_samples_per_s past the warm-up',
     "result": '["result", summary]: {"metrics": ..., "info": ..., "model_uri": ...}; the child then exits 0',
     "error": '["error", {"reason", "type", "message", "traceback"}]; the child then exits 1',
 }

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from framework_arena.child import environment
+from framework_arena.cores import Allocation, allocate
 from framework_arena.secrets import redact_text
 from framework_arena.sweep import SweepContext
 from framework_arena.trial import Trial, resolve_trial
@@ -47,6 +48,8 @@ class TrialResult:
     traceback: str | None = None
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # from the trainer: framework_version, device
+    cores: list[int] = field(default_factory=list)  # the cores it ran on (arena.cores)
+    cores_shared: bool = False  # other trials held some of them (arena.cores_shared)
 
 
 class TrialInterrupted(BaseException):
@@ -162,7 +165,7 @@ def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResu
     return summary
 
 
-def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None) -> TrialResult:
+def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None, slot: int = 0) -> TrialResult:
     """Runs one trial in a fresh child process and tracks it.
 
     Args:
@@ -171,14 +174,22 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
         overrides: the command-line overrides, recorded as a tag.
         sweep: the multirun this trial belongs to: its run becomes a child of the sweep's run,
             and it is skipped when a FINISHED run with the same config hash exists.
+        slot: which share of the cores to try first (``cores.allocate``): a parallel job's number
+            modulo the trials running at once.
 
     Returns:
         The trial's result; raises :class:`~framework_arena.errors.ConfigError` before creating
         anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
     """
     trial = cfg if isinstance(cfg, Trial) else resolve_trial(cfg)
+    # The trial's cores, held until it ends (released by the kernel if this process dies).
+    with allocate(trial.trainer.threads, slot) as allocation:
+        return _run(trial, overrides, sweep, allocation)
+
+
+def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, allocation: Allocation) -> TrialResult:
     name = trial.run_name
-    result = TrialResult(status="RUNNING", run_name=name)
+    result = TrialResult(status="RUNNING", run_name=name, cores=allocation.cores, cores_shared=allocation.shared)
 
     run = None
     offline = None
@@ -198,6 +209,7 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
                     result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
                     return result
             tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
+        tags.update(allocation.tags())
         result.run_id = run.start(name, tags, trial.as_dict())
         result.tracking_uri = run.uri
         offline = offline_dir(result.run_id)
@@ -215,7 +227,7 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
                 env=environment(trial, os.environ),
             )
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": result.run_id, "offline_dir": offline}).encode())
+            proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": result.run_id, "offline_dir": offline, "cores": allocation.cores}).encode())
             proc.stdin.close()
             summary = _watch(proc, progress, result, sender)
     except TrialInterrupted as e:

@@ -16,18 +16,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from framework_arena import identity, platform, validation
+from framework_arena import cores, identity, platform, validation
 from framework_arena.names import label
 
 
-def resolve_threads(threads: int) -> int:
-    """``trainer.threads=0`` means every core this process may use."""
+def resolve_threads(threads: int, parallel: int = 1) -> int:
+    """``trainer.threads=0`` means this trial's share of the cores it may use: the affinity cut
+    to the cgroup quota, divided by the ``parallel`` trials the launcher runs at once (cores.py)."""
     if threads > 0:
         return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return cores.share(parallel)
 
 
 def resolve_uri(uri: str) -> str:
@@ -167,18 +165,20 @@ class Trial:
         return cls.from_config(json.loads(text))
 
 
-def resolve_trial(cfg: Any) -> Trial:
+def resolve_trial(cfg: Any, parallel: int = 1) -> Trial:
     """Validates a composed config and resolves it into the one :class:`Trial` every process uses.
 
     Args:
         cfg: the composed config (a DictConfig from Hydra, or a plain mapping of the same shape).
+        parallel: trials the launcher runs at once on this host (``cores.parallel_trials``):
+            ``trainer.threads=0`` resolves to one trial's share of the cores.
 
     Raises:
         ConfigError: naming every wrong value, before anything is created.
     """
     resolved = plain(cfg)
     validation.validate(resolved)
-    resolved["trainer"]["threads"] = resolve_threads(resolved["trainer"]["threads"])
+    resolved["trainer"]["threads"] = resolve_threads(resolved["trainer"]["threads"], parallel)
     if "platform" in resolved:
         resolved["tracking"] = tracking_target(resolved)
         resolved["platform"] = {"name": platform.active(resolved["platform"])}

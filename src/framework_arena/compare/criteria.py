@@ -46,7 +46,7 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median over runs of the last epoch's train_samples_per_s (first epoch excluded: warm-up and tracing)",
+            "median over runs of train_samples_per_s: each run's median over timed windows past the warm-up (first epoch excluded: warm-up and tracing)",
             median_of("train_samples_per_s"),
         ),
         Criterion(

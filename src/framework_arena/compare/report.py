@@ -8,7 +8,7 @@ import html
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class Report:
     profile_description: str
     target_accuracy: float
     history_runs: int
+    trust: list[str] = field(default_factory=list)  # contended runs left out, unstable groups, machines (trust.py)
 
     @property
     def names(self) -> list[str]:
@@ -162,7 +163,7 @@ def _notes(rep: Report) -> list[str]:
     if any(g.n < 2 for g in rep.groups.values()):
         notes.append("Some frameworks have a single run: run several seeds (`trainer.seed=0,1,2`) for intervals and reproducibility.")
     notes += [f"Left out of the totals: `{k}`, {why}." for k, why in rk.excluded.items()]
-    return notes + rep.article.legend
+    return notes + rep.trust + rep.article.legend
 
 
 def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
@@ -266,3 +267,5 @@ def print_terminal(rep: Report) -> None:
         console.print(f"[bold]{a.row.replace('_', ' ')}[/bold]: {a.verdict}", highlight=False)
     for key, why in rep.ranking.excluded.items():
         console.print(f"left out of the totals: {key}, {why}", highlight=False)
+    for note in rep.trust:
+        console.print(note, highlight=False, markup=False)

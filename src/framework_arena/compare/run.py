@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework_arena.compare import query, report
+from framework_arena.compare import query, report, trust
 from framework_arena.compare.article import compare_article
 from framework_arena.compare.criteria import build_groups, measure_all
 from framework_arena.compare.rank import rank
@@ -31,6 +31,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
     sel = query.select(reader, cfg["select"], cfg["group_by"])
     found = time.perf_counter()
     history_runs = query.load_histories(reader, sel, HISTORY_KEYS, int(cfg["report"]["max_history_runs"]))
+    trust_notes = trust.screen(sel.trials, bool(cfg["select"].get("include_contended", False)))  # issue 13
     groups = build_groups(sel.groups, float(cfg["target_accuracy"]))
     if len(groups) < 2:
         log.warning(
@@ -39,6 +40,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
             sel.describe(),
         )
     table = measure_all(groups, cfg["criteria"].get("static") or {})
+    trust_notes += trust.mark(sel.groups, table)
     b = cfg["bootstrap"]
     ranking = rank(groups, table, cfg["ranking"]["weights"], int(b["samples"]), float(b["confidence"]), int(b["seed"]))
     rep = report.Report(
@@ -51,6 +53,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
         str(cfg["ranking"].get("description", "")),
         float(cfg["target_accuracy"]),
         history_runs,
+        trust=trust_notes,
     )
     report.write_all(rep, out_dir)
     copies = publish(cfg.get("platform") or {}, sorted(out_dir.iterdir()), folder="comparison")  # Domino: the job's artifacts folder

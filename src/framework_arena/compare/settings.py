@@ -22,6 +22,7 @@ class SelectConfig:
     filter: str = ""
     frameworks: List[str] = field(default_factory=list)
     max_runs: int = 100000
+    include_contended: bool = False  # keep runs tagged arena.contended=true in the speed criteria (compare/trust.py)
 
 
 @dataclass
