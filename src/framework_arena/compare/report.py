@@ -29,6 +29,7 @@ class Report:
     profile_description: str
     target_accuracy: float
     history_runs: int
+    run_id: str | None = None  # the comparison run, once logged
 
     @property
     def names(self) -> list[str]:
