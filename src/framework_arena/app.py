@@ -50,6 +50,23 @@ def _summary(result: TrialResult) -> str:
     return "\n".join(lines)
 
 
+def _logs_to_stderr() -> None:
+    """With JSON output, stdout carries only the JSON: Hydra's console log moves to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
+def _result_json(result: TrialResult) -> str:
+    """The trial's result as one JSON line (``arena.json=true``): for scripts and CI gates."""
+    import json
+    import math
+
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    fields = ("status", "run_name", "run_id", "tracking_uri", "reason", "message")
+    return json.dumps({**{k: getattr(result, k) for k in fields}, "seconds": round(result.seconds, 3), "metrics": metrics})
+
+
 def _job() -> tuple[bool, int, list[str], str, int]:
     """(is this a multirun job, its number, its overrides, the sweep dir, trials its launcher runs
     at once on this host); outside Hydra: a single run."""
@@ -63,11 +80,12 @@ def _job() -> tuple[bool, int, list[str], str, int]:
     return multirun, int(hc.job.get("num", 0) or 0), list(hc.overrides.task), str(hc.sweep.dir), parallel
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name="config")
-def train(cfg: DictConfig) -> float:
+def train_job(cfg: DictConfig) -> float:
     """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
     multirun, job_num, overrides, sweep_dir, parallel = _job()
     record: dict[str, Any] = {"overrides": overrides}
+    if cfg.arena.get("json"):
+        _logs_to_stderr()
     try:
         trial = resolve_trial(cfg, parallel)  # validated and resolved once; the child gets exactly this
     except ConfigError as e:
@@ -89,6 +107,8 @@ def train(cfg: DictConfig) -> float:
             sys.exit(1)
         return math.nan
     log.info("%s", redact_text(_summary(result)))
+    if trial.json:
+        print(redact_text(_result_json(result)), flush=True)
     if sweep is None and result.status == "FINISHED":
         write_stats(trial.config["platform"], {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
     objective = trial.objective
@@ -106,30 +126,37 @@ def train(cfg: DictConfig) -> float:
     sys.exit(1)
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name="compare")
-def compare(cfg: DictConfig) -> None:
+def compare_job(cfg: DictConfig) -> None:
     """``arena-compare``: ranks the frameworks from the trial runs MLflow holds (conf/compare.yaml)."""
     from pathlib import Path
-
-    from omegaconf import OmegaConf
 
     from framework_arena.compare import settings
     from framework_arena.compare.query import NothingToCompare
     from framework_arena.compare.rank import NoRanking
     from framework_arena.compare.run import compare as run_compare
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain["tracking"] = tracking_target(cfg)
-    if plain["select"]["experiment"] == cfg.tracking.experiment:  # the default: the platform's name for it (Domino)
-        plain["select"]["experiment"] = plain["tracking"]["experiment"]
     try:
-        settings.validate(plain)
+        plain = settings.prepare(cfg)
     except ConfigError as e:
         log.error("%s", e)
         sys.exit(2)
+    as_json = plain["report"]["format"] == "json"
+    if as_json:
+        _logs_to_stderr()
     choices = HydraConfig.get().runtime.choices
+    folder = Path(HydraConfig.get().runtime.output_dir) / "comparison"
     try:
-        run_compare(plain, Path(HydraConfig.get().runtime.output_dir) / "comparison", str(choices.get("ranking", "custom")))
+        rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
     except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403)
         log.error("%s", e)
         sys.exit(1)
+    if as_json:
+        from framework_arena.compare.export import as_json as comparison_json
+
+        print(comparison_json(rep, folder), flush=True)
+
+
+# The console scripts. The task functions above stay importable by name, so a launcher that
+# pickles them (joblib, Ray) and the Python API (framework_arena.api) run the very same jobs.
+train = hydra.main(version_base="1.3", config_path=None, config_name="config")(train_job)
+compare = hydra.main(version_base="1.3", config_path=None, config_name="compare")(compare_job)

@@ -144,6 +144,7 @@ class SweepConfig:
     objective: str = "val_accuracy"  # the metric the task returns to sweepers: one of names.OBJECTIVES
     direction: str = "maximize"
     rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
+    json: bool = False  # print the trial's result as one JSON line on stdout (logs go to stderr)
 
 
 @dataclass

@@ -118,6 +118,7 @@ class Trial:
     objective: str
     direction: str
     rerun: bool
+    json: bool  # print the result as one JSON line
     config: Mapping[str, Any]
 
     @property
@@ -157,6 +158,7 @@ class Trial:
             objective=arena.get("objective", "val_accuracy"),
             direction=arena.get("direction", "maximize"),
             rerun=bool(arena.get("rerun", False)),
+            json=bool(arena.get("json", False)),
             config=_frozen(resolved),
         )
 

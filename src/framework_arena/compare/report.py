@@ -31,6 +31,7 @@ class Report:
     target_accuracy: float
     history_runs: int
     trust: list[str] = field(default_factory=list)  # contended runs left out, unstable groups, machines (trust.py)
+    run_id: str | None = None  # the comparison run, once logged
 
     @property
     def names(self) -> list[str]:

@@ -22,10 +22,11 @@ log = logging.getLogger("arena.compare")
 HISTORY_KEYS = ("val_accuracy", "epoch_time_s", "train_loss")
 
 
-def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Report:
+def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = False) -> report.Report:
     """Runs the comparison ``cfg`` describes; writes the report to ``out_dir`` and, unless
     ``report.log_run=false``, logs it as a comparison run. Raises ``query.NothingToCompare`` or
-    ``rank.NoRanking`` before anything is written when there is nothing to rank."""
+    ``rank.NoRanking`` before anything is written when there is nothing to rank. ``quiet`` (and
+    ``report.format=json``) leaves the terminal tables out."""
     start = time.perf_counter()
     reader = Reader(cfg["tracking"]["uri"])
     sel = query.select(reader, cfg["select"], cfg["group_by"])
@@ -67,14 +68,15 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str) -> report.Repor
         found - start,
         out_dir,
     )
-    report.print_terminal(rep)
+    if not quiet and cfg["report"].get("format", "text") == "text":
+        report.print_terminal(rep)
     if cfg["report"]["log_run"]:
         try:
-            run_id = _log_run(reader, cfg, rep, out_dir, profile)
+            rep.run_id = _log_run(reader, cfg, rep, out_dir, profile)
         except AccessDenied as e:  # a reader may rank; the report is the product, so this is not a failure
             log.warning("Could not log the comparison run: %s", e)
         else:
-            log.info("Comparison run %s in %s (report.html among its artifacts)", run_id, reader.uri)
+            log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, reader.uri)
     return rep
 
 

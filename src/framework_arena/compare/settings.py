@@ -13,6 +13,7 @@ from framework_arena.errors import ConfigError
 from framework_arena.validation import expect
 
 GROUP_BY = ("framework", "framework_model")
+REPORT_FORMATS = ("text", "json")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class BootstrapConfig:
 
 @dataclass
 class ReportConfig:
+    format: str = "text"  # text: tables on the terminal; json: the ranking and criteria as JSON on stdout
     log_run: bool = True
     run_name: Optional[str] = None
     max_history_runs: int = 20
@@ -56,6 +58,23 @@ def register() -> None:
     ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
 
 
+def prepare(cfg: Any) -> dict[str, Any]:
+    """The composed ``arena-compare`` config as the plain, validated dict the comparison runs on:
+    the store resolved as trials resolve it (Domino's URI and experiment name), shared by the
+    command and :func:`framework_arena.api.compare`. Raises :class:`ConfigError`."""
+    from omegaconf import OmegaConf
+
+    from framework_arena.trial import tracking_target
+
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    plain.pop("hydra", None)
+    plain["tracking"] = tracking_target(plain)
+    if plain["select"]["experiment"] == cfg.tracking.experiment:  # the default: the platform's name for it (Domino)
+        plain["select"]["experiment"] = plain["tracking"]["experiment"]
+    validate(plain)
+    return plain
+
+
 def validate(cfg: Mapping[str, Any]) -> None:
     """Raises :class:`ConfigError` naming every wrong value; nothing has been queried yet."""
     from framework_arena.compare.criteria import CRITERIA
@@ -74,6 +93,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     expect(p, b["samples"] >= 0, "bootstrap.samples", b["samples"], "to be an integer >= 0 (0 switches the intervals off)")
     expect(p, 0.5 <= b["confidence"] < 1.0, "bootstrap.confidence", b["confidence"], "to be a probability in [0.5, 1)")
     expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
+    expect(p, cfg["report"].get("format", "text") in REPORT_FORMATS, "report.format", cfg["report"].get("format"), f"to be one of {', '.join(REPORT_FORMATS)}")
     expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
     weights = (cfg.get("ranking") or {}).get("weights") or {}
     expect(p, bool(weights), "ranking.weights", weights, "to give at least one criterion a weight (see conf/ranking/)")
