@@ -261,7 +261,9 @@ def _link_model(run: Any, result: TrialResult, model_id: str | None, trial: Tria
 
     run.guard.call("link the final metrics to the model", link_final_metrics, run.client, result.run_id, model_id)
     if trial.tracking.register:
-        name = trial.tracking.registered_model or default_registered_name(str(trial.tracking.experiment), label(trial.framework, trial.backend), trial.model["name"])
+        name = trial.tracking.registered_model or default_registered_name(
+            str(trial.tracking.experiment), label(trial.framework, trial.backend), trial.model["name"]
+        )
         version = run.guard.call("register the model", register, run.client, model_id, name, result.run_id, {"arena.run_name": result.run_name})
         if version is not None:
             run.guard.call("tag the registered version", run.set_tags, {"arena.registered_model": f"{name}/{version.version}"})

@@ -59,14 +59,13 @@ def run_model_id(client: MlflowClient, run_id: str) -> str | None:
     return models[-1].model_id if models else None
 
 
-def promote(
-    client: MlflowClient, run_id: str, default_name: str, comparison_run_id: str | None, alias: str = "champion"
-) -> tuple[str, str] | None:
+def promote(uri: str, run_id: str, default_name: str, comparison_run_id: str | None, alias: str = "champion") -> tuple[str, str] | None:
     """Sets ``alias`` on the registered version of the run's model, registering it under
     ``default_name`` first when it has none; tags that version with the comparison run's id.
 
     Returns ``(name, version)``, or None when the run logged no model.
     """
+    client = MlflowClient(uri)
     model_id = run_model_id(client, run_id)
     if model_id is None:
         return None
