@@ -72,7 +72,7 @@ def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registe
     mlflow.set_tracking_uri(store)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     example = json.loads(
-        (Path(mlflow.artifacts.download_artifacts(f"models:/{champion.model_id}", dst_path=str(tmp_path / "m"))) / "serving_input_example.json").read_text()
+        (Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "m"))) / "serving_input_example.json").read_text()
     )
     assert np.asarray(model.predict(np.asarray(example["inputs"], dtype=np.float32))).shape[0] == len(example["inputs"])
 
