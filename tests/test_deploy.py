@@ -84,7 +84,7 @@ def test_serving_benchmark_serves_torch_and_keras_through_mlflow_and_leaves_noth
     proc = run_compare([*args, f"hydra.run.dir={out}"], tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    served = json.loads((out / "serving.json").read_text())
+    served = json.loads((out / "comparison" / "serving.json").read_text())
     assert {s["group"] for s in served} == {"torch", "keras-torch"}
     for s in served:
         assert s["error"] is None, s["error"]
@@ -106,7 +106,7 @@ def test_serving_benchmark_serves_torch_and_keras_through_mlflow_and_leaves_noth
         if s["group"] == "keras-torch":  # served on the back end it was trained on
             assert run.data.tags["arena.serve_keras_backend"] == "torch"
             assert "model.predict" in run.data.tags["arena.serve_flavor"]
-    with (out / "criteria.csv").open() as f:
+    with (out / "comparison" / "criteria.csv").open() as f:
         rows = {r["framework"]: r for r in csv.DictReader(f) if r["criterion"] == "deployment"}
     assert set(rows) == {"torch", "keras-torch"}
     for row in rows.values():
