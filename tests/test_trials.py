@@ -115,7 +115,8 @@ LOAD_AND_SCORE = textwrap.dedent(
     import json, sys, mlflow, numpy as np
     from framework_arena import data
     mlflow.set_tracking_uri(sys.argv[1])
-    model = mlflow.pyfunc.load_model(f"runs:/{sys.argv[2]}/model")
+    model_id = mlflow.MlflowClient().get_run(sys.argv[2]).outputs.model_outputs[-1].model_id  # named after the trial
+    model = mlflow.pyfunc.load_model(f"models:/{model_id}")
     ds = data.load({"name": "digits", "val_fraction": 0.15, "test_fraction": 0.15}, 0)
     logits = np.asarray(model.predict(ds.test.x))
     print(json.dumps({"accuracy": float(np.mean(logits.argmax(-1) == ds.test.y)), "shape": list(logits.shape)}))

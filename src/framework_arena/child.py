@@ -195,7 +195,14 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
         if trial.tracking.log_model:
             example = data.test.x[:5]
-            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs)
+            from framework_arena.identity import flatten
+            from framework_arena.names import label
+
+            name = f"{label(trial.framework, trial.backend)}-{trial.model['name']}"
+            params = dict(flatten(trial.as_dict()))
+            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs, name=name, params=params)
+            # The launcher links every final metric to it, its own late ones included (runner._link_model).
+            summary["model_id"] = logger.model_id
     # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
     clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
     summary["metrics"].update(clarity)

@@ -132,6 +132,8 @@ class TrackingConfig:
     retries: int = 2
     log_every_n_steps: int = 0  # train_loss_running every n optimizer steps; 0: per epoch only
     system_metrics: bool = False  # MLflow's system/* metrics (CPU, memory; GPU with pynvml)
+    register: bool = False  # register each trial's model in the Model Registry
+    registered_model: Optional[str] = None  # default: <experiment>-<framework>[-<backend>]-<model>
 
 
 @dataclass

@@ -256,10 +256,29 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         result.status = "FINISHED"
         result.metrics.update(summary["metrics"])
         result.info = summary.get("info", {})
+        _link_model(run, result, summary.get("model_id"), trial)
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result, trial, sweep)
     return result
+
+
+def _link_model(run: Any, result: TrialResult, model_id: str | None, trial: Trial) -> None:
+    """Links every final metric to the trial's LoggedModel, once all have arrived (the child's and
+    the ones this process sent), and registers it with ``tracking.register=true``."""
+    if run is None or not model_id:
+        return
+    from framework_arena.names import label
+    from framework_arena.tracking.models import default_registered_name, link_final_metrics, register
+
+    run.guard.call("link the final metrics to the model", link_final_metrics, run.client, result.run_id, model_id)
+    if trial.tracking.register:
+        name = trial.tracking.registered_model or default_registered_name(
+            str(trial.tracking.experiment), label(trial.framework, trial.backend), trial.model["name"]
+        )
+        version = run.guard.call("register the model", register, run.client, model_id, name, result.run_id, {"arena.run_name": result.run_name})
+        if version is not None:
+            run.guard.call("tag the registered version", run.set_tags, {"arena.registered_model": f"{name}/{version.version}"})
 
 
 def _close(sender: Any, quiet: bool = False) -> None:

@@ -95,6 +95,8 @@ class Tracking:
     retries: int
     log_every_n_steps: int
     system_metrics: bool
+    register: bool
+    registered_model: str | None
 
     @property
     def enabled(self) -> bool:

@@ -179,6 +179,13 @@ def validate(cfg: Mapping[str, Any]) -> None:
         expect(problems, bool(tk.get("experiment")), "tracking.experiment", tk.get("experiment"), "to be a non-empty name")
     expect(problems, tk.get("timeout_s", 1) >= 1, "tracking.timeout_s", tk.get("timeout_s"), ">= 1 (seconds per HTTP request)")
     expect(problems, tk.get("retries", 0) >= 0, "tracking.retries", tk.get("retries"), ">= 0")
+    expect(
+        problems,
+        not tk.get("register") or bool(tk.get("log_model")),
+        "tracking.register",
+        tk.get("register"),
+        "false when tracking.log_model=false (no model to register)",
+    )
     if tk["name"] == "server" and tk.get("uri"):
         expect(
             problems,

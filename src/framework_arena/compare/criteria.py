@@ -70,6 +70,16 @@ CRITERIA: dict[str, Criterion] = {
             median_of("infer_latency_ms_p50"),
         ),
         Criterion(
+            "deployment",
+            "Serving latency (MLflow scoring server)",
+            "deployment",
+            "ms",
+            "lower",
+            "measured",
+            "p50 of sequential 1-row requests to mlflow models serve (--env-manager local, loopback) on the group's best model, median over the runs arena-compare deploy=true served (serve_latency_ms_p50_1row); the note names the flavor that served it",
+            median_of("serve_latency_ms_p50_1row"),
+        ),
+        Criterion(
             "large_data",
             "Throughput on the largest data",
             "performance",
@@ -239,6 +249,21 @@ def _code_size_cell(g: GroupData) -> Cell:
     return Cell(value, f"{value:g} API names{line_text}", found, "the trainer that ran these runs" + _logged_by(found, g.n))
 
 
+def serve_note(g: GroupData) -> str:
+    """The served run's flavor, Keras back end and other serving figures, as it logged them (deploy.py)."""
+    served = [t for t in g.trials if "serve_latency_ms_p50_1row" in t.metrics]
+    if not served:
+        return ""
+    t, m = served[0], served[0].metrics
+    backend = f", KERAS_BACKEND={t.tags['arena.serve_keras_backend']}" if t.tags.get("arena.serve_keras_backend") else ""
+    return (
+        f"{t.tags.get('arena.serve_flavor', 'flavor not logged')}{backend}; ready in {m.get('serve_startup_s', math.nan):.1f} s, "
+        f"p95 {m.get('serve_latency_ms_p95_1row', math.nan):.1f} ms, 64 rows p50 {m.get('serve_latency_ms_p50_64row', math.nan):.1f} ms, "
+        f"{m.get('serve_rows_per_s_1024row', math.nan):,.0f} rows/s at 1,024, {m.get('serve_model_size_mb', math.nan):.2f} MB, "
+        f"{m.get('serve_pinned_requirements', math.nan):.0f} pinned requirements (run {t.run_id})"
+    )
+
+
 # --- the table -------------------------------------------------------------------------------------
 
 
@@ -301,12 +326,16 @@ def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any]) -> d
                     note = "needs 2 seeds or more of one configuration"
                 elif value is None and key == "large_data":
                     note = "needs runs at 2 dataset or batch sizes or more"
+                elif value is None and key == "deployment":
+                    note = "not served: arena-compare deploy=true serves each group's best model"
                 elif value is None and key == "time_to_target":
                     note = "no epoch history loaded"
                 elif value is None:
                     note = "metric not logged by these runs"
                 elif key == "large_data":
                     note = f"{g.size_key}={g.largest_common_size:g}"
+                elif key == "deployment":  # how it was served, and the rest of what deploy=true measured
+                    note = serve_note(g)
                 row[name] = Cell(value, fmt(value, crit.unit), g.n, note)
             elif key == "code_size":
                 row[name] = _code_size_cell(g)

@@ -32,6 +32,10 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
     sel = query.select(reader, cfg["select"], cfg["group_by"])
     found = time.perf_counter()
     history_runs = query.load_histories(reader, sel, HISTORY_KEYS, int(cfg["report"]["max_history_runs"]))
+    if cfg.get("deploy"):  # before measuring: the serve_* figures feed the deployment criterion
+        from framework_arena.deploy import serve_best
+
+        serve_best(reader.uri, sel.groups, cfg["serve"], out_dir)
     trust_notes = trust.screen(sel.trials, bool(cfg["select"].get("include_contended", False)))  # issue 13
     groups = build_groups(sel.groups, float(cfg["target_accuracy"]))
     if len(groups) < 2:
@@ -77,7 +81,27 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
             log.warning("Could not log the comparison run: %s", e)
         else:
             log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, reader.uri)
+    if cfg["report"].get("promote"):
+        _promote(reader, cfg, rep, rep.run_id)
     return rep
+
+
+def _promote(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, comparison_run_id: str | None) -> None:
+    """Alias ``champion`` on the winner's best model (highest val_accuracy), tagged with the comparison run."""
+    from framework_arena.deploy import best_trial
+    from framework_arena.tracking.models import default_registered_name, promote
+
+    winners = [r.group for r in rep.ranking.rows if r.rank == 1]
+    if not winners:
+        log.warning("report.promote=true but nothing was ranked: no model promoted")
+        return
+    best = best_trial(rep.groups[winners[0]].trials)
+    name = cfg["report"].get("registered_model") or default_registered_name(cfg["select"]["experiment"].split(",")[0], winners[0].split("/")[0], best.model)
+    promoted = promote(reader.uri, best.run_id, name, comparison_run_id)
+    if promoted is None:
+        log.warning("report.promote=true but run %s (%s's best) logged no model", best.run_id, winners[0])
+    else:
+        log.info("Promoted %s's best model (run %s): models:/%s@champion is version %s", winners[0], best.run_id, promoted[0], promoted[1])
 
 
 def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir: Path, profile: str) -> str:

@@ -39,6 +39,19 @@ class ReportConfig:
     log_run: bool = True
     run_name: Optional[str] = None
     max_history_runs: int = 20
+    promote: bool = False  # alias "champion" on the winner's best model (registered if it is not yet)
+    registered_model: Optional[str] = None  # where to register it then; default <experiment>-<group>-<model>
+
+
+@dataclass
+class ServeConfig:
+    """The serving benchmark (``deploy=true``): bounds on every wait and loop."""
+
+    requests: int = 30  # sequential requests timed at 1 row and at 64 rows (after one warm-up each)
+    throughput_requests: int = 3  # requests of 1,024 rows for rows/s
+    startup_timeout_s: float = 120.0  # from start to the first /ping answered
+    request_timeout_s: float = 30.0
+    threads: int = 1  # OMP/TF thread counts in the server: one core per server, as a small replica
 
 
 @dataclass
@@ -48,6 +61,8 @@ class CompareConfig:
     target_accuracy: float = 0.9
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    deploy: bool = False  # serve each group's best model through mlflow models serve and time it (deploy.py)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     tracking: TrackingConfig = MISSING
     platform: PlatformConfig = field(default_factory=PlatformConfig)
     ranking: Any = MISSING
@@ -95,6 +110,11 @@ def validate(cfg: Mapping[str, Any]) -> None:
     expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
     expect(p, cfg["report"].get("format", "text") in REPORT_FORMATS, "report.format", cfg["report"].get("format"), f"to be one of {', '.join(REPORT_FORMATS)}")
     expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
+    sv = cfg.get("serve") or {}
+    for key in ("requests", "throughput_requests", "threads"):
+        expect(p, sv.get(key, 1) >= 1, f"serve.{key}", sv.get(key), "to be an integer >= 1")
+    for key in ("startup_timeout_s", "request_timeout_s"):
+        expect(p, sv.get(key, 1) > 0, f"serve.{key}", sv.get(key), "to be seconds > 0")
     weights = (cfg.get("ranking") or {}).get("weights") or {}
     expect(p, bool(weights), "ranking.weights", weights, "to give at least one criterion a weight (see conf/ranking/)")
     for key, w in weights.items():

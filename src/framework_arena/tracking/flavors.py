@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import mlflow
 
@@ -32,16 +32,34 @@ def model_kwargs(export: ModelExport, x_example: np.ndarray, logits_example: np.
     }
 
 
-def log_model(export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, run_id: str, step: int) -> str:
-    """Logs the model to ``run_id`` with its flavor, a signature and an input example; returns its URI."""
-    from mlflow.models import Model
+def log_model(
+    export: ModelExport,
+    x_example: np.ndarray,
+    logits_example: np.ndarray,
+    run_id: str,
+    step: int,
+    name: str = "model",
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Logs the model to ``run_id`` as a LoggedModel named ``name`` with ``params`` and ``tags``,
+    its flavor, a signature and an input example; returns its URI and its id.
 
+    The LoggedModel is created first with exactly ``params``: ``Model.log`` would otherwise copy
+    the run's params onto it, ``"null"`` strings for unset keys included.
+    """
+    from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=dict(tags or {}), params=dict(params or {}))
     flavor, kwargs = model_kwargs(export, x_example, logits_example)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # flavor chatter about optional inputs
         # artifact_path=None: positional in MLflow 3.17; `name` replaces it
-        info = Model.log(artifact_path=None, name="model", flavor=flavor, run_id=run_id, step=step, **kwargs)
-    return info.model_uri
+        info = Model.log(artifact_path=None, name=name, flavor=flavor, run_id=run_id, step=step, model_id=logged.model_id, **kwargs)
+    return info.model_uri, logged.model_id
 
 
 def save_model(export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, path: Path) -> None:

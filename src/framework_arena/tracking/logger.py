@@ -15,7 +15,7 @@ from framework_arena.secrets import redact_text
 from framework_arena.tracking.curves import close_figure, learning_curves
 from framework_arena.tracking.flavors import log_model, save_model
 from framework_arena.tracking.policy import Guard, unavailable
-from framework_arena.tracking.store import metric_batch, tag_batch
+from framework_arena.tracking.store import metric_batch, param_batch, tag_batch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +50,7 @@ class RunLogger:
         self._monitor: Any = None
         self.uri = uri
         self.run_id = run_id
+        self.model_id: str | None = None  # the LoggedModel's id once log_model succeeded
         self.offline_dir = Path(offline_dir or os.path.join("arena-offline", run_id)).absolute()
         self.guard = Guard(uri, run_id, kept=f"this trial's results go to {self.offline_dir}")
         self.kept: dict[str, Any] = {"run_id": run_id, "tracking_uri": redact_text(uri), "metrics": [], "tags": {}}
@@ -128,12 +129,25 @@ class RunLogger:
         except Exception as e:  # noqa: BLE001 - a plot never breaks a trial in production
             self.guard.failed("plot the learning curves", e)
 
-    def log_model(self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int) -> str | None:
+    def log_model(
+        self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int, name: str = "model", params: Mapping[str, Any] | None = None
+    ) -> str | None:
         """Logs the model with its flavor, a signature and an input example; returns the model URI.
 
-        With the server unreachable, saves it in ``offline_dir/model`` instead and returns that path.
+        The LoggedModel is named ``name``, carries the run's ``arena.*`` tags (so
+        ``search_logged_models`` finds it by framework, model, data) and ``params`` (None values
+        left out: they were never set). Its id is kept in :attr:`model_id`. With the server
+        unreachable, saves it in ``offline_dir/model`` instead and returns that path.
         """
-        uri = self.guard.call("log the model", log_model, export, x_example, logits_example, self.run_id, step)
+
+        def log() -> str:
+            run_tags = self.client.get_run(self.run_id).data.tags
+            tags = {k: v for k, v in {**run_tags, **self.kept["tags"]}.items() if k.startswith("arena.")}
+            model_params = {p.key: p.value for p in param_batch({k: v for k, v in (params or {}).items() if v is not None})}
+            uri, self.model_id = log_model(export, x_example, logits_example, self.run_id, step, name, model_params, tags)
+            return uri
+
+        uri = self.guard.call("log the model", log)
         if self.lost is None:
             return uri
         path = self.offline_dir / "model"
