@@ -71,7 +71,7 @@ class SweepResult:
     parent_run_id: str | None
     tracking_uri: str | None
     trials: list[TrialResult]
-    failed: int  # jobs that did not finish or were skipped as finished twins (FAILED, KILLED, INVALID)
+    failed: int  # jobs that did not finish: FAILED, KILLED or INVALID (a SKIPPED twin had finished before)
 
     @property
     def ok(self) -> bool:

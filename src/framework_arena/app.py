@@ -35,7 +35,7 @@ def _summary(result: TrialResult) -> str:
         lines.append(
             f"  val_accuracy {m['val_accuracy']:.4f}  test_accuracy {m['test_accuracy']:.4f}  "
             f"params {int(m['num_params']):,}  steady throughput "
-            + (f"{m['train_samples_per_s']:,.0f} samples/s" if "train_samples_per_s" in m else "n/a (1 epoch)")
+            + (f"{m['train_samples_per_s']:,.0f} samples/s" if "train_samples_per_s" in m else "n/a (no step timed past the warm-up)")
         )
         if result.info.get("contended"):
             lines.append(f"  CONTENDED (arena.contended=true): {result.info['contended']}; arena-compare leaves its speed figures out")
@@ -60,7 +60,6 @@ def _logs_to_stderr() -> None:
 def _result_json(result: TrialResult) -> str:
     """The trial's result as one JSON line (``arena.json=true``): for scripts and CI gates."""
     import json
-    import math
 
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     fields = ("status", "run_name", "run_id", "tracking_uri", "reason", "message")
@@ -90,13 +89,22 @@ def train_job(cfg: DictConfig) -> float:
         trial = resolve_trial(cfg, parallel)  # validated and resolved once; the child gets exactly this
     except ConfigError as e:
         log.error("%s", e)
-        sweep = context_for_job(tracking_target(cfg), sweep_dir) if multirun else None
-        if sweep is None:
+        if not multirun:
             sys.exit(2)
-        record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
+        try:
+            sweep = context_for_job(tracking_target(cfg), sweep_dir)
+            if sweep is None:
+                sys.exit(2)
+            record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
+        except TrackingUnavailable as lost:  # the record cannot be filed: say so, as a trial would
+            log.error("%s", lost)
         return math.nan  # contained: the other trials of the sweep still run
     try:
         sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
+    except TrackingUnavailable as e:  # the sweep's run cannot be reached: nothing was trained
+        log.error("%s", e)
+        return math.nan
+    try:
         result = run_trial(trial, overrides, sweep, slot=job_num % parallel)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)

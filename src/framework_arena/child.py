@@ -189,7 +189,8 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
         final["gpu_peak_mem_mb"] = gpu_mem
-    summary: dict[str, Any] = {"metrics": {**reporter.history[-1], **reporter.end_logs, "num_params": float(info["num_params"]), **final}, "info": info}
+    last_epoch = {k: v for k, v in reporter.history[-1].items() if k != "epoch"}  # "epoch" is the step, not a metric
+    summary: dict[str, Any] = {"metrics": {**last_epoch, **reporter.end_logs, "num_params": float(info["num_params"]), **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=tr.epochs)
         logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")

@@ -48,8 +48,10 @@ class Callback(Protocol):
         """Called once after the last epoch.
 
         Args:
-            logs: the :meth:`Stopwatch.end_logs`: ``time_to_first_step_s``, ``compile_time_s``
-                and ``fit_time_s``.
+            logs: the :meth:`Stopwatch.end_logs`: ``time_to_first_step_s``, ``compile_time_s``,
+                ``fit_time_s``, and, when windows past the warm-up were timed,
+                ``train_samples_per_s`` (their median), ``train_samples_per_s_p10``/``_p90`` and
+                ``train_windows``.
         """
 
 

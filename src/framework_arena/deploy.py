@@ -19,6 +19,7 @@ import http.client
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -226,19 +227,24 @@ def serve_one(uri: str, group: str, trial: Any, settings: Mapping[str, Any], fol
         startup = server.wait_ready(float(settings["startup_timeout_s"]))
         client = Client(server.port, float(settings["request_timeout_s"]))
         served.metrics = {"serve_startup_s": startup, **time_requests(client, facts["serving_input"]["inputs"], settings)}
-    except (ServeError, OSError) as e:
+    except (ServeError, OSError, http.client.HTTPException, ValueError, KeyError) as e:  # an answer we cannot read is a failure to serve
         served.error = str(e) if isinstance(e, ServeError) else f"{e!r}\n{server.log_tail()}"
     finally:
         if client is not None:
             client.close()
         server.stop()
+        # The model was only a copy to serve: the report (and the comparison run's artifacts) keep the log, not the model again.
+        shutil.rmtree(folder / "model", ignore_errors=True)
     if served.error:
         return served
     served.metrics.update({"serve_model_size_mb": facts["size_mb"], "serve_pinned_requirements": float(facts["pinned_requirements"])})
     tags = {"arena.serve_flavor": FLAVOR_NOTES.get(served.flavor, served.flavor)}
     if served.keras_backend:
         tags["arena.serve_keras_backend"] = served.keras_backend
-    log_serving(uri, trial.run_id, served.model_id, served.metrics, tags)
+    try:
+        log_serving(uri, trial.run_id, served.model_id, served.metrics, tags)
+    except Exception as e:  # noqa: BLE001 - the figures stay in the report; the run just lacks them
+        log.warning("Could not log the serving figures on run %s: %s", trial.run_id, e)
     trial.metrics.update(served.metrics)  # the comparison in progress ranks on them too
     trial.tags.update(tags)
     return served

@@ -324,7 +324,7 @@ def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | N
     guard.call(f"mark the run {result.status}", run.end, result.status)
     if guard.lost is not None:
         # Nothing else can be done from here: the message says where the results are.
-        log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, run.uri, result.status)
+        log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, redact_text(run.uri), result.status)
 
 
 def _note(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> dict[str, str]:

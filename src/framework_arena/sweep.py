@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from framework_arena.identity import job_records, job_tag
+from framework_arena.secrets import redact_text
 
 log = logging.getLogger("arena.sweep")
 
@@ -145,7 +146,7 @@ class Sweep:
         run.start(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{sweep_id[:4]}", tags)
         context = SweepContext(run.run_id, sweep_id, run.uri)
         os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
-        log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, run.uri)
+        log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, redact_text(run.uri))
         return cls(run, context, str(hydra_cfg["sweep"]["dir"]))
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -225,7 +226,7 @@ class Sweep:
             write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
             publish(platform, _save(summary, self.sweep_dir or "."))  # Domino: into its artifacts folder
         run.end("FAILED" if failed else "FINISHED")
-        log.info("%s", _text_summary(rows, counts, best, objective, parent.info.run_id))
+        log.info("%s", redact_text(_text_summary(rows, counts, best, objective, parent.info.run_id)))
         return failed
 
 

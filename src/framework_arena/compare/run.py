@@ -80,7 +80,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
         except AccessDenied as e:  # a reader may rank; the report is the product, so this is not a failure
             log.warning("Could not log the comparison run: %s", e)
         else:
-            log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, reader.uri)
+            log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, redact_text(reader.uri))
     if cfg["report"].get("promote"):
         _promote(reader, cfg, rep, rep.run_id)
     return rep
@@ -89,6 +89,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
 def _promote(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, comparison_run_id: str | None) -> None:
     """Alias ``champion`` on the winner's best model (highest val_accuracy), tagged with the comparison run."""
     from framework_arena.deploy import best_trial
+    from framework_arena.tracking import Guard
     from framework_arena.tracking.models import default_registered_name, promote
 
     winners = [r.group for r in rep.ranking.rows if r.rank == 1]
@@ -97,7 +98,10 @@ def _promote(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, compari
         return
     best = best_trial(rep.groups[winners[0]].trials)
     name = cfg["report"].get("registered_model") or default_registered_name(cfg["select"]["experiment"].split(",")[0], winners[0].split("/")[0], best.model)
-    promoted = promote(reader.uri, best.run_id, name, comparison_run_id)
+    guard = Guard(reader.uri, best.run_id)  # the report is written: a refused registry write is a warning
+    promoted = guard.call(f"promote the model of run {best.run_id} as models:/{name}@champion", promote, reader.uri, best.run_id, name, comparison_run_id)
+    if guard.lost is not None:
+        return
     if promoted is None:
         log.warning("report.promote=true but run %s (%s's best) logged no model", best.run_id, winners[0])
     else:

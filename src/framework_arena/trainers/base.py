@@ -210,10 +210,6 @@ class Stopwatch:
     def start(self) -> None:
         self.fit_start = self.clock()
 
-    def is_mark(self, step: int) -> bool:
-        """Whether ``step`` (1-based) ends where :meth:`step_end` syncs: the first or last warm-up step."""
-        return step == 1 or step == self.warmup_steps
-
     def epoch_start(self) -> None:
         self.sync()
         self.epoch_begin = self.clock()
