@@ -12,13 +12,30 @@ from framework_arena.compare.criteria import CRITERIA, Cell, GroupData
 from framework_arena.compare.rank import Ranking
 
 
-def _plt():  # type: ignore[no-untyped-def]
-    import matplotlib
+class _Figures:
+    """pyplot's three calls used here, on bare Figures: no backend is chosen and no global state
+    changes, so a notebook calling the API keeps its own (inline) backend, and a server needs no display."""
 
-    matplotlib.use("Agg")  # no display on servers and platform jobs
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args, figsize=None, **kwargs):  # type: ignore[no-untyped-def]
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def figure(figsize=None):  # type: ignore[no-untyped-def]
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize)
+
+    @staticmethod
+    def close(fig) -> None:  # type: ignore[no-untyped-def]
+        """Nothing to close: a bare Figure is not registered with pyplot."""
+
+
+def _plt() -> _Figures:
+    return _Figures()
 
 
 def _colors(groups: Sequence[str]) -> dict[str, str]:
