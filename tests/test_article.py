@@ -125,7 +125,12 @@ def test_contended_runs_make_speed_verdicts_not_conclusive(store: str, tmp_path:
     torch = _seeds(infer_latency_ms_p50=[0.060, 0.061, 0.062], peak_rss_mb=[500, 500, 500])
     torch[0]["tag:arena.contended"] = "true"
     _plant(store, {"torch": torch, "tensorflow": _seeds(infer_latency_ms_p50=[0.31, 0.319, 0.33], peak_rss_mb=[500, 505, 510])})
-    article = _article(store, tmp_path)
+    # By default the contended run's timings are screened out (compare/trust.py): 2 runs stand for torch.
+    screened = _line(_article(store, tmp_path)["speed"], "inference_latency")
+    assert screened.startswith("inference_latency: disagrees, not conclusive") and "runs 2 v 3" in screened.replace("3 v 2", "2 v 3")
+    assert screened.endswith("not conclusive: fewer than 3 runs per framework (min_runs)"), screened
+    # Kept on purpose (select.include_contended=true), it counts but the verdict says what it rests on.
+    article = _article(store, tmp_path, ["select.include_contended=true"])
     latency = _line(article["speed"], "inference_latency")
     assert latency.startswith("inference_latency: disagrees, not conclusive") and latency.endswith("not conclusive: 1 contended run (arena.contended=true)")
     # Memory is not a timing: the same runs stand for it.

@@ -195,16 +195,22 @@ def _criterion(
 
 
 def compare_article(
-    article: Mapping[str, Any], table: Mapping[str, Mapping[str, Cell]], ranking: Ranking, groups: Mapping[str, GroupData] | None = None
+    article: Mapping[str, Any],
+    table: Mapping[str, Mapping[str, Cell]],
+    ranking: Ranking,
+    groups: Mapping[str, GroupData] | None = None,
+    include_contended: bool = True,
 ) -> ArticleSection:
     """Every row of ``criteria.article.rows``, each criterion's verdict with its strength.
 
     ``groups`` (the runs behind each group) tells which runs were tagged contended; without it
-    none is assumed.
+    none is assumed. With ``include_contended=False`` their speed figures were screened out
+    (trust.py) before measuring, so they weaken no verdict.
     """
     settings = VerdictSettings.from_config(article)
     names = [r.group for r in ranking.rows]
-    contended = {g: sum(t.tags.get(CONTENDED_TAG, "").lower() == "true" for t in d.trials) for g, d in (groups or {}).items()}
+    counted = (groups or {}) if include_contended else {}
+    contended = {g: sum(t.tags.get(CONTENDED_TAG, "").lower() == "true" for t in d.trials) for g, d in counted.items()}
     out = []
     for row, spec in (article.get("rows") or {}).items():
         ours = bool(spec.get("ours"))

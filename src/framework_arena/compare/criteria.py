@@ -176,6 +176,7 @@ class Cell:
     display: str
     n: int = 0  # runs behind a measured value
     note: str = ""
+    unstable: bool = False  # a speed figure whose runs scatter beyond trust.py's limits: verdicts on it are not conclusive
 
 
 # --- license and code size, from what each trial logged (facts.py) ------------------------------

@@ -53,7 +53,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
         groups,
         table,
         ranking,
-        compare_article(cfg["criteria"].get("article") or {}, table, ranking, groups),
+        compare_article(cfg["criteria"].get("article") or {}, table, ranking, groups, bool(cfg["select"].get("include_contended", False))),
         profile,
         str(cfg["ranking"].get("description", "")),
         float(cfg["target_accuracy"]),

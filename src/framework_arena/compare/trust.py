@@ -96,6 +96,7 @@ def mark(groups: Mapping[str, Sequence[Trial]], table: Mapping[str, Mapping[str,
             cell = table.get(key, {}).get(name)
             if cell is not None and cell.value is not None:
                 cell.display += " (unstable)"
+                cell.unstable = True
                 cell.note = (cell.note + "; " if cell.note else "") + "unstable: not conclusive"
     machines: dict[str, set[str]] = {}
     for name, trials in groups.items():

@@ -185,6 +185,8 @@ def judge(
             reasons.append(f"the ratio's interval reaches beyond the margin {m:g}")
         elif relation in ("better", "worse") and not (low >= m or high <= 1 / m):
             reasons.append(f"the ratio's interval reaches into the margin {m:g}")
+        if ca.unstable or cb.unstable:
+            reasons.append("speed unstable: its runs scatter beyond trust.py's limits")
         n_contended = contended.get(first, 0) + contended.get(second, 0)
         if key in settings.contention_sensitive and n_contended:
             reasons.append(f"{n_contended} contended run{'s' if n_contended > 1 else ''} ({CONTENDED_TAG}=true)")
