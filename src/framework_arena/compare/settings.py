@@ -32,6 +32,12 @@ class BootstrapConfig:
 
 
 @dataclass
+class AggregateConfig:
+    tau: float = 1.1  # performance profile: within tau of the best on a workload when ratio >= 1/tau
+    include_partial: bool = False  # score workloads not every framework ran, among those who ran them
+
+
+@dataclass
 class ReportConfig:
     log_run: bool = True
     run_name: Optional[str] = None
@@ -44,6 +50,7 @@ class CompareConfig:
     group_by: str = "framework"
     target_accuracy: float = 0.9
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     tracking: TrackingConfig = MISSING
     platform: PlatformConfig = field(default_factory=PlatformConfig)
@@ -72,6 +79,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     b = cfg["bootstrap"]
     expect(p, b["samples"] >= 0, "bootstrap.samples", b["samples"], "to be an integer >= 0 (0 switches the intervals off)")
     expect(p, 0.5 <= b["confidence"] < 1.0, "bootstrap.confidence", b["confidence"], "to be a probability in [0.5, 1)")
+    tau = cfg["aggregate"]["tau"]
+    expect(p, tau >= 1.0, "aggregate.tau", tau, "to be a factor >= 1: a framework is within tau of the best on a workload when best / value <= tau")
     expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
     expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
     weights = (cfg.get("ranking") or {}).get("weights") or {}
