@@ -98,6 +98,7 @@ class Aggregate:
     workloads: list[WorkloadScores]  # scored ones first, then those left out (values, no ratios)
     counted: dict[str, dict[str, list[str]]]  # criterion -> group -> labels of the workloads in its aggregate
     comparable: dict[str, bool]  # criterion -> every group's aggregate is over workloads it shares with the others
+    shared: dict[str, dict[str, bool]]  # criterion -> group -> its aggregate is over workloads shared with the others
     values: dict[str, dict[str, float | None]]  # criterion -> group -> geometric mean of its values there
     value_samples: dict[str, dict[str, np.ndarray]]
     scores: dict[str, dict[str, float | None]]  # criterion -> group -> geometric mean of its ratios there
@@ -150,16 +151,14 @@ def aggregate(coverage: Coverage, samples: int, confidence: float, seed: int) ->
     # Scored workloads draw their resamples first: a workload left out cannot shift their intervals.
     workloads = [_score_workload(w, rng, samples, confidence) for w in coverage.workloads]
     scored = [w for w in workloads if w.runs.scored]
-    agg = Aggregate(workloads, {}, {}, {}, {}, {}, {}, coverage.include_partial, samples)
+    agg = Aggregate(workloads, {}, {}, {}, {}, {}, {}, {}, coverage.include_partial, samples)
     for k in PER_WORKLOAD:
         crit = CRITERIA[k]
-        for name in (agg.counted, agg.values, agg.value_samples, agg.scores, agg.score_samples):
+        for name in (agg.counted, agg.shared, agg.values, agg.value_samples, agg.scores, agg.score_samples):
             name[k] = {}
-        agg.comparable[k] = True
         for g in coverage.groups:
-            chosen, comparable = _counted(crit, g, scored, coverage.include_partial)
+            chosen, agg.shared[k][g] = _counted(crit, g, scored, coverage.include_partial)
             agg.counted[k][g] = [w.label for w in chosen]
-            agg.comparable[k] &= comparable
             if not chosen:
                 agg.values[k][g] = agg.scores[k][g] = None
                 agg.value_samples[k][g] = agg.score_samples[k][g] = np.full(samples, np.nan)
@@ -168,4 +167,5 @@ def aggregate(coverage: Coverage, samples: int, confidence: float, seed: int) ->
             agg.scores[k][g] = float(geometric_mean([np.array([w.ratios[k][g]]) for w in chosen])[0])
             agg.value_samples[k][g] = geometric_mean([w.boot_values[k][g] for w in chosen])
             agg.score_samples[k][g] = geometric_mean([w.boot_ratios[k][g] for w in chosen])
+        agg.comparable[k] = all(agg.shared[k].values())
     return agg

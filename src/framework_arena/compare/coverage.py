@@ -108,7 +108,7 @@ def _mark_largest(scored: Sequence[WorkloadRuns], size_key: str) -> None:
 
 
 def _who_ran(workloads: Sequence[WorkloadRuns], limit: int = 12) -> str:
-    lines = [f"{w.label}: " + ", ".join(f"{g} ({d.n} runs)" for g, d in w.groups.items()) for w in workloads[:limit]]
+    lines = [f"{w.label}: " + ", ".join(f"{g} ({d.n} run{'s' if d.n != 1 else ''})" for g, d in w.groups.items()) for w in workloads[:limit]]
     more = f"; and {len(workloads) - limit} more (workloads.csv)" if len(workloads) > limit else ""
     return "; ".join(lines) + more
 

@@ -75,7 +75,7 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran; needs runs at two sizes or more",
+            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more",
             large_data,
         ),
         Criterion(

@@ -143,7 +143,7 @@ def rank(
             value_intervals[k] = {g: (cells[g].value, cells[g].value) for g in present}
         score_intervals[k] = {g: interval(boot_scores[k][g], confidence, scores[k][g]) for g in present}  # type: ignore[arg-type]
         finite = [g for g in present if math.isfinite(cells[g].value)]  # type: ignore[arg-type]
-        if finite:  # "never reached" is nobody's best
+        if finite and (k not in PER_WORKLOAD or agg.comparable[k]):  # "never reached" is nobody's best; unshared workloads nobody's
             top = max(finite, key=lambda g: scores[k][g])  # type: ignore[arg-type, return-value]
             best[k] = [g for g in finite if g == top or _overlap(score_intervals[k][g], score_intervals[k][top])]
     order = sorted(names, key=lambda g: -totals[g])

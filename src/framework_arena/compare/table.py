@@ -48,7 +48,7 @@ def _aggregate_cell(crit: Criterion, group: str, agg: Aggregate) -> Cell:
     never = sum(math.isinf(w.values[crit.key][group]) for w in chosen)  # type: ignore[arg-type]
     if never and never < len(chosen):
         display = f"not reached on {never} of {len(chosen)} workloads"
-    notes = []
+    notes = [] if agg.shared[crit.key][group] else ["not compared: measured only on workloads where another framework has no value"]
     if len(chosen) > 1:
         notes.append(f"geometric mean over {len(chosen)} workloads: " + ", ".join(w.label for w in chosen))
     if crit.key == "large_data":
