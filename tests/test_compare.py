@@ -465,14 +465,17 @@ def test_partial_coverage_is_a_switch_and_no_shared_workload_is_a_clear_message(
     )
     assert by_model.counted["train_throughput"]["torch/cnn"] == ["cnn/digits"]
 
-    _plant(store, {"torch": [{"train_samples_per_s": 100}], "tensorflow": [{**cnn, "train_samples_per_s": 80}]}, experiment="apart")
+    # Apart: torch and keras-jax share the MLP, tensorflow ran only the CNN.
+    apart_runs = {"torch": [{"train_samples_per_s": 100}], "keras-jax": [{"train_samples_per_s": 90}], "tensorflow": [{**cnn, "train_samples_per_s": 80}]}
+    _plant(store, apart_runs, experiment="apart")
     apart = [f"tracking.uri={store}", "select.experiment=apart", "report.log_run=false"]
     with pytest.raises(NoCommonWorkload) as info:
         compare(_compose_compare(apart), tmp_path / "apart", "balanced")
     message = str(info.value)
-    assert "No workload was run by every compared framework (tensorflow, torch)" in message
-    assert "cnn/digits: tensorflow (1 run); mlp/digits: torch (1 run)" in message and "aggregate.include_partial=true" in message
-    with pytest.raises(NoCommonWorkload, match="tensorflow, torch share no workload with the other frameworks"):
+    assert "No workload was run by every compared framework (keras-jax, tensorflow, torch): tensorflow shares no workload with any other" in message
+    assert "cnn/digits: tensorflow (1 run); mlp/digits: keras-jax (1 run), torch (1 run)" in message
+    assert "select.frameworks=[keras-jax,torch]" in message and "aggregate.include_partial=true" in message
+    with pytest.raises(NoCommonWorkload, match="tensorflow shares no workload with the other frameworks"):
         compare(_compose_compare([*apart, "aggregate.include_partial=true"]), tmp_path / "apart", "balanced")
     with pytest.raises(ConfigError, match=re.escape("Received: aggregate.tau=0.5")):
         validate(_compose_compare(["aggregate.tau=0.5"]))

@@ -120,11 +120,17 @@ def _check(cov: Coverage) -> None:
     lonely = [g for g in cov.groups if not any(g in w.groups for w in scored)]
     if not lonely:
         return
+    isolated = [g for g in cov.groups if not any(g in w.groups and len(w.groups) >= 2 for w in cov.workloads)]
+    verb = lambda names: f"{', '.join(names)} share{'s' if len(names) == 1 else ''} no workload with"  # noqa: E731
     if not scored and not cov.include_partial:
-        what = f"No workload was run by every compared framework ({', '.join(cov.groups)})"
+        what = f"No workload was run by every compared framework ({', '.join(cov.groups)})" + (f": {verb(isolated)} any other" if isolated else "")
     else:
-        what = f"{', '.join(lonely)} share{'s' if len(lonely) == 1 else ''} no workload with the other frameworks"
-    fix = "compare them apart (select.frameworks, select.filter)"
+        what = f"{verb(lonely)} the other frameworks"
+    others = [g for g in cov.groups if g not in isolated]
+    if isolated and len(others) >= 2 and not any("/" in g for g in cov.groups):
+        fix = f"leave {', '.join(isolated)} out (select.frameworks=[{','.join(others)}]) or compare {'it' if len(isolated) == 1 else 'them'} apart"
+    else:
+        fix = "compare them apart (select.frameworks, select.filter)"
     if not cov.include_partial:
         fix += ", or set aggregate.include_partial=true to score each workload among the frameworks that ran it"
     raise NoCommonWorkload(

@@ -92,7 +92,10 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
         "arena.selection": redact_text(sel.describe()),
     }
     scored = [w for w in rep.ranking.workloads if w.runs.scored]
-    tags["arena.workloads"] = f"{len(scored)} of {len(rep.ranking.workloads)} in the aggregate: " + ", ".join(w.label for w in scored)
+    names = ", ".join(w.label for w in scored)
+    tags["arena.workloads"] = f"{len(scored)} of {len(rep.ranking.workloads)} in the aggregate: " + (
+        names if len(names) <= 1000 else names[:1000] + "... (workloads.csv)"
+    )
     if sel.sweep_run_id:
         tags["arena.compared_sweep"] = sel.sweep_run_id
     rows = [(r.group, r.total, r.rank, r.tied) for r in rep.ranking.rows]
