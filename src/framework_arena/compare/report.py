@@ -54,7 +54,12 @@ def _blocks(rep: Report, figures: list[tuple[str, Path]]) -> list[tuple[Any, ...
     ]
     out += [("img", title, path) for title, path in figures if title == PROFILE_FIGURE]
     out.append(("h2", "Per workload"))
-    out.append(("p", "Each value is the median over the framework's seeds on that workload; after it, the ratio to the best framework there and its interval."))
+    out.append(
+        (
+            "p",
+            "Each value is the median over the framework's seeds on that workload; after it, the ratio to the best framework there and, with several seeds, its interval.",
+        )
+    )
     for w in rk.workloads:
         out += [("h3", workload_title(w)), ("p", w.runs.workload.describe()), ("table", *workload_section(rep, w))]
     out += [

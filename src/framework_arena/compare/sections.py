@@ -70,14 +70,13 @@ def sections(rep: Report) -> dict[str, Table]:
         )
     criteria = (["criterion", "article row", "kind", "unit", "weight"] + rep.names, crit_rows)
     coverage = (
-        ["workload", "in the aggregate", "ran it (runs)", "did not run it", "what it is"],
+        ["workload", "in the aggregate", "ran it (runs)", "did not run it"],
         [
             [
                 w.label,
                 "yes" if w.runs.scored else "no: not covered",
                 ", ".join(f"{g} ({d.n})" for g, d in w.runs.groups.items()),
                 ", ".join(w.runs.missing) or "-",
-                w.runs.workload.describe(),
             ]
             for w in rk.workloads
         ],
@@ -112,6 +111,7 @@ def workload_section(rep: Report, w: WorkloadScores) -> Table:
     framework there with its interval, and the seeds behind them."""
     names = [g for g in rep.names if g in w.runs.groups]
     cells = workload_table(w)
+    resampled = rep.ranking.samples and len(names) > 1 and any(w.runs.groups[g].n > 1 for g in names)  # one run each: no spread to show
     rows = []
     for key, row in cells.items():
         if all(c.value is None for c in row.values()):
@@ -122,7 +122,7 @@ def workload_section(rep: Report, w: WorkloadScores) -> Table:
             ratio = w.ratios.get(key, {}).get(g)
             if ratio is not None:
                 lo, hi = w.ratio_intervals[key][g]
-                text += f" · {ratio:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if rep.ranking.samples and len(names) > 1 else "")
+                text += f" · {ratio:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if resampled else "")
             out.append(text)
         rows.append(out)
     rows.append(["seeds"] + [", ".join(w.runs.seeds(g)) for g in names])
