@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pytest
-from conftest import run_compare
+from conftest import run_arena, run_compare
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -40,19 +40,24 @@ def _compose_compare(overrides: Sequence[str] = ()) -> dict[str, Any]:
 def _plant(store: str, runs: Mapping[str, Sequence[Mapping[str, float]]], experiment: str = "planted") -> MlflowClient:
     """Logs FINISHED trial runs with the given metrics through MLflow, one per seed.
 
-    A metric named ``param:<key>`` is logged as the param ``<key>`` instead.
+    A metric named ``param:<key>`` is logged as the param ``<key>`` instead, ``tag:<key>`` as the tag
+    ``<key>`` (``tag:arena.model`` replaces the default ``mlp``: another workload).
     """
     client = MlflowClient(store)
-    exp = client.create_experiment(experiment)
+    exp = client.get_experiment_by_name(experiment)
+    exp = exp.experiment_id if exp else client.create_experiment(experiment)
     for group, seeds in runs.items():
         framework, _, backend = group.partition("-")
         for seed, metrics in enumerate(seeds):
             tags = {"arena.kind": "trial", "arena.framework": framework, "arena.model": "mlp", "arena.data": "digits"}
             if backend:
                 tags["arena.backend"] = backend
+            tags.update({k[len("tag:") :]: str(v) for k, v in metrics.items() if k.startswith("tag:")})
             run = client.create_run(exp, run_name=f"{group}-s{seed}", tags=tags)
             client.log_param(run.info.run_id, "trainer.seed", seed)
             for k, v in metrics.items():
+                if k.startswith("tag:"):
+                    continue
                 if k.startswith("param:"):
                     client.log_param(run.info.run_id, k[len("param:") :], v)
                 else:
@@ -62,10 +67,14 @@ def _plant(store: str, runs: Mapping[str, Sequence[Mapping[str, float]]], experi
 
 
 def _rank(store: str, tmp_path: Path, weights: Mapping[str, float], **cfg_extra: Any):
-    cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false"])
+    return _report(store, tmp_path, weights, **cfg_extra).ranking
+
+
+def _report(store: str, tmp_path: Path, weights: Mapping[str, float], overrides: Sequence[str] = (), out: str = "report", **cfg_extra: Any):
+    cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false", *overrides])
     cfg["ranking"]["weights"] = dict(weights)
     cfg.update(cfg_extra)
-    return compare(cfg, tmp_path / "report", "planted").ranking
+    return compare(cfg, tmp_path / out, "planted")
 
 
 def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, tmp_path: Path) -> None:
@@ -329,3 +338,172 @@ def test_a_copied_store_compares_on_a_machine_without_one_framework(shootout: Pa
     assert size["display"].endswith(f"{statistics.median(r.data.metrics['trainer_lines'] for r in runs):g} lines")
     for group in ("tensorflow", "keras-tensorflow"):  # every framework's facts are read the same way
         assert crit[("license", group)]["value"] and crit[("code_size", group)]["value"], group
+
+
+# --- workloads: rank within each, then aggregate (issue 22) ------------------------------------------
+
+
+def test_workload_is_the_spec_not_the_name_and_ignores_framework_and_seed() -> None:
+    from framework_arena.compare.workload import labels, workload_of
+
+    base = {"model.name": "mlp", "model.hidden": "[128, 64]", "data.name": "digits", "trainer.batch_size": "64", "framework.compile": "False"}
+    torch = workload_of({**base, "framework.name": "torch", "trainer.seed": "0", "data.split_seed": "0"}, {"arena.device": "cuda:0", "arena.compile": "off"})
+    # Another framework, seed, split and compiler tag (Keras on jax always runs XLA): the same workload.
+    jax = workload_of(
+        {**base, "framework.name": "keras", "framework.backend": "jax", "trainer.seed": "2", "data.split_seed": "2"},
+        {"arena.device": "gpu:0", "arena.compile": "xla"},
+    )
+    assert torch == jax and torch.get("device") == "gpu" and torch.get("compile") == "false"
+    wider = workload_of({**base, "model.hidden": "[256]"}, {"arena.device": "cuda:0"})
+    others = [
+        wider,
+        workload_of({**base, "trainer.batch_size": "512"}, {"arena.device": "cuda:0"}),
+        workload_of(base, {"arena.device": "cpu"}),
+        workload_of(base, {"arena.device": "cuda:0", "arena.precision": "bf16"}),
+        workload_of(base, {"arena.device": "cuda:0", "arena.machine": "h200-node7"}),
+    ]
+    assert len({torch, *others}) == 6
+    names = labels([torch, wider])
+    assert names[torch] == "mlp/digits model.hidden=[128, 64]" and names[wider] == "mlp/digits model.hidden=[256]"
+
+
+def test_a_framework_faster_on_every_workload_ranks_first_whatever_its_run_counts(store: str, tmp_path: Path) -> None:
+    """torch is 2x faster than tensorflow on both workloads, but ran the slow one 6 times and the
+    fast one once; tensorflow the opposite. Pooled, tensorflow looks faster."""
+    fast, slow = {"tag:arena.model": "mlp"}, {"tag:arena.model": "cnn"}
+    torch_fast, torch_slow = [1000.0], [100.0, 96.0, 104.0, 98.0, 102.0, 100.0]
+    tf_fast, tf_slow = [500.0, 480.0, 520.0, 490.0, 510.0, 500.0], [50.0]
+    _plant(
+        store,
+        {
+            "torch": [{**fast, "train_samples_per_s": v} for v in torch_fast] + [{**slow, "train_samples_per_s": v} for v in torch_slow],
+            "tensorflow": [{**fast, "train_samples_per_s": v} for v in tf_fast] + [{**slow, "train_samples_per_s": v} for v in tf_slow],
+        },
+    )
+    pooled = {"torch": torch_fast + torch_slow, "tensorflow": tf_fast + tf_slow}
+    assert statistics.mean(pooled["tensorflow"]) > 1.9 * statistics.mean(pooled["torch"])  # 435 vs 229 samples/s
+    assert statistics.median(pooled["tensorflow"]) == 5 * statistics.median(pooled["torch"])  # what compare ranked on before workloads
+
+    rep = _report(store, tmp_path, {"train_throughput": 1})
+    rk = rep.ranking
+    assert [(r.group, r.rank, r.tied) for r in rk.rows] == [("torch", 1, False), ("tensorflow", 2, False)]
+    # On each workload: torch is the best (1.0), tensorflow half of it, from that workload's seeds only.
+    scored = {w.label: w for w in rk.workloads}
+    assert set(scored) == {"mlp/digits", "cnn/digits"} and all(w.runs.scored for w in scored.values())
+    for w in scored.values():
+        assert w.ratios["train_throughput"] == pytest.approx({"torch": 1.0, "tensorflow": 0.5})
+    assert {g: len(d.trials) for g, d in scored["cnn/digits"].runs.groups.items()} == {"torch": 6, "tensorflow": 1}
+    # Across workloads: the geometric mean of the ratios; the value, that of the seed medians.
+    assert rk.scores["train_throughput"] == pytest.approx({"torch": 1.0, "tensorflow": 0.5})
+    assert rep.table["train_throughput"]["torch"].value == pytest.approx(math.sqrt(1000 * 100))
+    assert rep.table["train_throughput"]["tensorflow"].value == pytest.approx(math.sqrt(500 * 50))
+    assert rk.counted["train_throughput"] == {"torch": ["cnn/digits", "mlp/digits"], "tensorflow": ["cnn/digits", "mlp/digits"]}
+    # Separated intervals: the score's, the value's and the total's.
+    for intervals in (rk.score_intervals["train_throughput"], rk.value_intervals["train_throughput"]):
+        assert intervals["tensorflow"][1] < intervals["torch"][0], intervals
+    assert rk.rows[1].high < rk.rows[0].low and rk.best["train_throughput"] == ["torch"]
+    assert rk.within_tau["total"] == {"torch": (2, 2), "tensorflow": (0, 2)}
+    report = (tmp_path / "report" / "report.md").read_text()
+    for section in ("## Ranking (aggregate across workloads)", "## Workloads", "### mlp/digits", "### cnn/digits", "## Performance profile"):
+        assert section in report, section
+    assert (tmp_path / "report" / "plots" / "performance_profile.png").exists()
+    rows = list(csv.DictReader((tmp_path / "report" / "workloads.csv").open()))
+    tf_cnn = next(r for r in rows if (r["workload"], r["framework"], r["criterion"]) == ("cnn/digits", "tensorflow", "train_throughput"))
+    assert float(tf_cnn["value"]) == 50 and float(tf_cnn["ratio"]) == pytest.approx(0.5) and tf_cnn["runs"] == "1"
+
+
+def test_a_workload_only_one_framework_ran_is_listed_and_changes_no_score(store: str, tmp_path: Path) -> None:
+    lonely = {"tag:arena.model": "lstm"}
+    _plant(
+        store,
+        {
+            "torch": [{"train_samples_per_s": v, "test_accuracy": a} for v, a in ((100, 0.90), (110, 0.92), (90, 0.91))]
+            + [{**lonely, "train_samples_per_s": 1e6, "test_accuracy": 0.99}],  # tempting, and nobody to hold it against
+            "tensorflow": [{"train_samples_per_s": v, "test_accuracy": a} for v, a in ((200, 0.85), (190, 0.86), (210, 0.84))],
+        },
+    )
+    weights = {"train_throughput": 1, "quality": 1}
+    every = _report(store, tmp_path, weights, out="every").ranking
+    shared = _report(store, tmp_path, weights, ["select.filter=\"tags.`arena.model` = 'mlp'\""], out="shared").ranking
+    partial = _report(store, tmp_path, weights, ["aggregate.include_partial=true"], out="partial").ranking
+    for rk in (every, partial):  # a workload one framework ran is never scored, switch or not
+        assert [(r.group, r.total, r.low, r.high, r.rank) for r in rk.rows] == [(r.group, r.total, r.low, r.high, r.rank) for r in shared.rows]
+        assert rk.scores == shared.scores and rk.score_intervals == shared.score_intervals and rk.value_intervals == shared.value_intervals
+    [left_out] = [w for w in every.workloads if not w.runs.scored]
+    assert left_out.label == "lstm/digits" and list(left_out.runs.groups) == ["torch"] and left_out.runs.missing == ["tensorflow"]
+    assert left_out.values["train_throughput"] == {"torch": 1e6} and left_out.ratios == {}
+    report = (tmp_path / "every" / "report.md").read_text()
+    assert "### lstm/digits (not covered: run by torch only; left out of the aggregate)" in report
+    assert "| lstm/digits | no: not covered | torch (1) | tensorflow |" in report
+    rows = list(csv.DictReader((tmp_path / "every" / "workloads.csv").open()))
+    assert {r["in_aggregate"] for r in rows if r["workload"] == "lstm/digits"} == {"False"}
+
+
+def test_partial_coverage_is_a_switch_and_no_shared_workload_is_a_clear_message(store: str, tmp_path: Path) -> None:
+    from framework_arena.compare.coverage import NoCommonWorkload
+    from framework_arena.compare.settings import validate
+    from framework_arena.errors import ConfigError
+
+    cnn = {"tag:arena.model": "cnn"}
+    _plant(
+        store,
+        {
+            "torch": [{"train_samples_per_s": 100}, {**cnn, "train_samples_per_s": 40}],
+            "tensorflow": [{"train_samples_per_s": 50}, {**cnn, "train_samples_per_s": 80}],
+            "keras-jax": [{"train_samples_per_s": 25}],
+        },
+    )
+    weights = {"train_throughput": 1}
+    common = _rank(store, tmp_path, weights)  # cnn: keras-jax did not run it
+    assert common.counted["train_throughput"] == {g: ["mlp/digits"] for g in ("keras-jax", "tensorflow", "torch")}
+    assert common.scores["train_throughput"] == pytest.approx({"torch": 1.0, "tensorflow": 0.5, "keras-jax": 0.25})
+    partial = _rank(store, tmp_path, weights, aggregate={"tau": 1.5, "include_partial": True})
+    assert partial.counted["train_throughput"]["torch"] == ["cnn/digits", "mlp/digits"] and partial.counted["train_throughput"]["keras-jax"] == ["mlp/digits"]
+    assert partial.scores["train_throughput"] == pytest.approx({"torch": math.sqrt(1.0 * 0.5), "tensorflow": math.sqrt(0.5 * 1.0), "keras-jax": 0.25})
+    assert partial.within_tau["train_throughput"] == {"torch": (1, 2), "tensorflow": (1, 2), "keras-jax": (0, 1)}
+    # group_by=framework_model: each (framework, model) is compared on its own model's workloads.
+    by_model = _rank(store, tmp_path, weights, group_by="framework_model")
+    assert by_model.scores["train_throughput"] == pytest.approx(
+        {"keras-jax/mlp": 0.25, "tensorflow/cnn": 1.0, "tensorflow/mlp": 0.5, "torch/cnn": 0.5, "torch/mlp": 1.0}
+    )
+    assert by_model.counted["train_throughput"]["torch/cnn"] == ["cnn/digits"]
+
+    # Apart: torch and keras-jax share the MLP, tensorflow ran only the CNN.
+    apart_runs = {"torch": [{"train_samples_per_s": 100}], "keras-jax": [{"train_samples_per_s": 90}], "tensorflow": [{**cnn, "train_samples_per_s": 80}]}
+    _plant(store, apart_runs, experiment="apart")
+    apart = [f"tracking.uri={store}", "select.experiment=apart", "report.log_run=false"]
+    with pytest.raises(NoCommonWorkload) as info:
+        compare(_compose_compare(apart), tmp_path / "apart", "balanced")
+    message = str(info.value)
+    assert "No workload was run by every compared framework (keras-jax, tensorflow, torch): tensorflow shares no workload with any other" in message
+    assert "cnn/digits: tensorflow (1 run); mlp/digits: keras-jax (1 run), torch (1 run)" in message
+    assert "select.frameworks=[keras-jax,torch]" in message and "aggregate.include_partial=true" in message
+    with pytest.raises(NoCommonWorkload, match="tensorflow shares no workload with the other frameworks"):
+        compare(_compose_compare([*apart, "aggregate.include_partial=true"]), tmp_path / "apart", "balanced")
+    with pytest.raises(ConfigError, match=re.escape("Received: aggregate.tau=0.5")):
+        validate(_compose_compare(["aggregate.tau=0.5"]))
+
+
+@pytest.mark.slow
+def test_real_two_model_shootout_reports_each_workload_and_the_aggregate(tmp_path: Path) -> None:
+    train = run_arena(["-m", "framework=torch,tensorflow", "model=mlp,cnn", "trainer.epochs=2", "hydra/launcher=parallel"], tmp_path, timeout=900)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    out = tmp_path / "out"
+    args = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "select.sweep=latest", "report.log_run=false", "bootstrap.samples=200", f"hydra.run.dir={out}"]
+    proc = run_compare(args, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The terminal: the aggregate ranking, then one line per workload with both frameworks on it.
+    assert "Ranking, profile balanced" in proc.stdout and "Workloads: 2 of 2 in the aggregate" in proc.stdout, proc.stdout
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(("mlp/digits:", "cnn/digits:"))]
+    assert len(lines) == 2 and all("torch" in line and "tensorflow" in line for line in lines), proc.stdout
+    report = (out / "comparison" / "report.md").read_text()
+    for section in ("## Ranking (aggregate across workloads)", "## Criteria (aggregate", "## Workloads", "### mlp/digits", "### cnn/digits"):
+        assert section in report, section
+    # The aggregate throughput is the geometric mean of the two workloads' seed medians, never their pooled mean.
+    rows = list(csv.DictReader((out / "comparison" / "workloads.csv").open()))
+    speed = {(r["workload"], r["framework"]): float(r["value"]) for r in rows if r["criterion"] == "train_throughput"}
+    criteria = {(r["criterion"], r["framework"]): r for r in csv.DictReader((out / "comparison" / "criteria.csv").open())}
+    for group in ("torch", "tensorflow"):
+        expected = math.sqrt(speed[("mlp/digits", group)] * speed[("cnn/digits", group)])
+        assert float(criteria[("train_throughput", group)]["value"]) == pytest.approx(expected)
+        assert criteria[("train_throughput", group)]["workloads"] == "2"

@@ -154,7 +154,8 @@ class Comparison:
         ranking: one row per framework: ``rank``, ``tied``, ``framework``, ``score``, its interval, ``runs``.
         criteria: one row per criterion and framework: value, display, interval, score, notes.
         verdicts: one row per article row: the article's words, our evidence, the verdict.
-        runs: the runs compared.
+        runs: the runs compared, with their workload.
+        workloads: one row per workload, criterion and framework: the seed median, the ratio to the best there.
         run_id: the comparison run (None with ``report.log_run=false``).
         folder: the report's folder (``report.html``, ``report.md``, the CSV files, ``plots/``).
     """
@@ -163,6 +164,7 @@ class Comparison:
     criteria: pd.DataFrame
     verdicts: pd.DataFrame
     runs: pd.DataFrame
+    workloads: pd.DataFrame
     run_id: str | None
     folder: Path
     profile: str = ""
@@ -204,7 +206,7 @@ def compare(overrides: Sequence[str] = (), *, out_dir: str | Path | None = None)
     """
     from omegaconf import OmegaConf
 
-    from framework_arena.compare import export, settings
+    from framework_arena.compare import frames, settings
     from framework_arena.compare.run import compare as run_compare
 
     cfg = _compose("compare", overrides, hydra_config=True)
@@ -216,5 +218,5 @@ def compare(overrides: Sequence[str] = (), *, out_dir: str | Path | None = None)
         else Path("outputs", "compare", time.strftime("%Y-%m-%d"), time.strftime("%H-%M-%S-") + f"{time.time() % 1:.6f}"[2:], "comparison")
     )
     rep = run_compare(plain, folder, profile, quiet=True)
-    frames = export.frames(rep, folder)
-    return Comparison(frames["ranking"], frames["criteria"], frames["verdicts"], frames["runs"], rep.run_id, folder, profile)
+    tables = frames.frames(rep, folder)
+    return Comparison(tables["ranking"], tables["criteria"], tables["verdicts"], tables["runs"], tables["workloads"], rep.run_id, folder, profile)

@@ -159,7 +159,7 @@ def compare_job(cfg: DictConfig) -> None:
         log.error("%s", e)
         sys.exit(1)
     if as_json:
-        from framework_arena.compare.export import as_json as comparison_json
+        from framework_arena.compare.frames import as_json as comparison_json
 
         print(comparison_json(rep, folder), flush=True)
 

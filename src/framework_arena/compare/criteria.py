@@ -1,7 +1,7 @@
 """The article's nine criteria and ours: what each measures, in what unit, and which way is better.
 
-A measured criterion reduces a group's runs (a framework's seeds) to one value with
-``measure(group, idx)`` (measures.py), which the bootstrap in rank.py resamples. License and
+A measured criterion reduces a group's runs on one workload (a framework's seeds there) to one
+value with ``measure(group, idx)`` (measures.py), which the bootstrap in aggregate.py resamples. License and
 code size are measured too, from the facts each trial logged (facts.py): tags ``arena.license``
 and ``arena.framework_dist``, metrics ``trainer_api_names`` and ``trainer_lines``; they do not vary
 between a framework's runs, so they are not resampled. A static criterion reads a value from config
@@ -15,12 +15,11 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
 from framework_arena.compare.measures import GroupData, large_data, median_of, reproducibility, time_to_target
-from framework_arena.compare.query import Trial
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran; needs runs at two sizes or more",
+            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more",
             large_data,
         ),
         Criterion(
@@ -225,7 +224,7 @@ def _license_fact(tags: Mapping[str, str]) -> tuple[str, str, str]:
     return text, dist, ""
 
 
-def _license_cell(g: GroupData) -> Cell:
+def license_cell(g: GroupData) -> Cell:
     """The framework's own license its runs logged (:func:`_license_fact`), the most frequent if they differ."""
     logged = [(_license_fact(t.tags), t.tags.get("arena.license_declared", "")) for t in g.trials if t.tags.get("arena.license")]
     if not logged:
@@ -239,7 +238,7 @@ def _license_cell(g: GroupData) -> Cell:
     return Cell(license_score(text if text != "unknown" else declared), text, len(logged), note)
 
 
-def _code_size_cell(g: GroupData) -> Cell:
+def code_size_cell(g: GroupData) -> Cell:
     """Median over the group's runs of the ``trainer_api_names`` (and ``trainer_lines``) they logged."""
     api, lines = g.metric("trainer_api_names"), g.metric("trainer_lines")
     found = int(np.count_nonzero(~np.isnan(api)))
@@ -265,38 +264,6 @@ def serve_note(g: GroupData) -> str:
     )
 
 
-# --- the table -------------------------------------------------------------------------------------
-
-
-def static_value(entry: Mapping[str, Any], group: str) -> float | None:
-    """A static value for a group: ``keras-jax`` falls back to ``keras``; ``torch/cnn`` to ``torch``."""
-    values = entry.get("values") or {}
-    base = group.split("/")[0]
-    for key in (group, base, base.split("-")[0]):
-        if key in values and values[key] is not None:
-            return float(values[key])
-    return None
-
-
-def size_dimension(trials: Sequence[Trial]) -> str | None:
-    """The parameter whose growth the runs cover: dataset size first, then batch size."""
-    for key in ("data.num_samples", "trainer.batch_size"):
-        if len({t.params.get(key) for t in trials if t.params.get(key) is not None}) >= 2:
-            return key
-    return None
-
-
-def build_groups(groups: Mapping[str, Sequence[Trial]], target_accuracy: float) -> dict[str, GroupData]:
-    size_key = size_dimension([t for ts in groups.values() for t in ts])
-    data = {g: GroupData(ts, target_accuracy, size_key) for g, ts in groups.items()}
-    if size_key and data:
-        covered = [{s for s in d.sizes if not math.isnan(s)} for d in data.values()]
-        common = set.intersection(*covered)
-        for d in data.values():
-            d.largest_common_size = max(common) if common else None
-    return data
-
-
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "missing"
@@ -311,40 +278,3 @@ def fmt(value: float | None, unit: str) -> str:
     if unit.startswith("accuracy"):
         return f"{value:.4f}"
     return f"{value:g}"
-
-
-def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any]) -> dict[str, dict[str, Cell]]:
-    """criterion key -> group -> Cell, for every criterion (missing ones included)."""
-    table: dict[str, dict[str, Cell]] = {}
-    for key, crit in CRITERIA.items():
-        row: dict[str, Cell] = {}
-        for name, g in groups.items():
-            if crit.measure is not None:
-                point = float(crit.measure(g, np.arange(g.n)[None, :])[0])
-                value = None if math.isnan(point) else point
-                note = ""
-                if value is None and key == "reproducibility":
-                    note = "needs 2 seeds or more of one configuration"
-                elif value is None and key == "large_data":
-                    note = "needs runs at 2 dataset or batch sizes or more"
-                elif value is None and key == "deployment":
-                    note = "not served: arena-compare deploy=true serves each group's best model"
-                elif value is None and key == "time_to_target":
-                    note = "no epoch history loaded"
-                elif value is None:
-                    note = "metric not logged by these runs"
-                elif key == "large_data":
-                    note = f"{g.size_key}={g.largest_common_size:g}"
-                elif key == "deployment":  # how it was served, and the rest of what deploy=true measured
-                    note = serve_note(g)
-                row[name] = Cell(value, fmt(value, crit.unit), g.n, note)
-            elif key == "code_size":
-                row[name] = _code_size_cell(g)
-            elif key == "license":
-                row[name] = _license_cell(g)
-            else:
-                entry = static.get(key) or {}
-                value = static_value(entry, name)
-                row[name] = Cell(value, fmt(value, crit.unit) if value is not None else "missing", note=f"{entry.get('source', '')} ({entry.get('date', '')})")
-        table[key] = row
-    return table

@@ -1,80 +1,59 @@
-"""A comparison as data for programs: DataFrames for the Python API, JSON for scripts and CI gates.
-
-Both read what the report wrote (``ranking.csv``, ``criteria.csv``, ``runs.csv``) and the article
-rows, so the terminal, the files, the API and the JSON never disagree.
-"""
+"""The comparison as CSV files: ranking, criteria (the aggregate), workloads (per workload), runs."""
 
 from __future__ import annotations
 
 import csv
-import json
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from framework_arena.compare.report import Report
+from framework_arena.compare.criteria import CRITERIA
+from framework_arena.compare.sections import Report, score_text
 
 
-def _verdict_rows(rep: Report) -> list[dict[str, Any]]:
-    return [
-        {
-            "article row": a.row.replace("_", " "),
-            "tensorflow": a.claims.get("tensorflow", ""),
-            "torch": a.claims.get("torch", ""),
-            "keras": a.claims.get("keras", ""),
-            "evidence": " / ".join(a.evidence),
-            "verdict": a.verdict,
-        }
-        for a in rep.article
-    ]
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value
 
 
-def frames(rep: Report, folder: Path) -> dict[str, pd.DataFrame]:
-    """``ranking``, ``criteria``, ``verdicts`` and ``runs`` as pandas DataFrames."""
-    import pandas as pd
-
-    out = {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""]) for name in ("ranking", "criteria", "runs")}
-    out["verdicts"] = pd.DataFrame(_verdict_rows(rep), columns=["article row", "tensorflow", "torch", "keras", "evidence", "verdict"])
-    return out
-
-
-def _number(text: str) -> float | str | None:
-    if text == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value if math.isfinite(value) else str(value)  # JSON has no inf/NaN: "inf" says "not reached"
-
-
-def as_json(rep: Report, folder: Path) -> str:
-    """One JSON document: the ranking (rank, score, interval per framework), every criterion's
-    value and score per framework, the verdicts and the comparison run."""
-    with (folder / "ranking.csv").open(newline="") as f:
-        ranking = [
-            {"framework": r["framework"], "rank": int(r["rank"]), "tied": r["tied"] == "True", "score": _number(r["score"]),
-             "score_low": _number(r["score_low"]), "score_high": _number(r["score_high"]), "runs": int(r["runs"])}
-            for r in csv.DictReader(f)
-        ]  # fmt: skip
-    criteria: dict[str, dict[str, Any]] = {}
-    with (folder / "criteria.csv").open(newline="") as f:
-        for r in csv.DictReader(f):
-            entry = criteria.setdefault(
-                r["criterion"],
-                {"title": r["title"], "kind": r["kind"], "unit": r["unit"], "direction": r["direction"], "weight": _number(r["weight"]), "values": {}},
-            )
-            entry["values"][r["framework"]] = {"value": _number(r["value"]), "display": r["display"], "score": _number(r["score"])}
-    doc = {
-        "selection": rep.selection.describe(),
-        "profile": rep.profile,
-        "runs": len(rep.selection.trials),
-        "comparison_run_id": rep.run_id,
-        "ranking": ranking,
-        "criteria": criteria,
-        "verdicts": _verdict_rows(rep),
-    }
-    return json.dumps(doc, indent=None, sort_keys=False)
+def write_csv(rep: Report, folder: Path) -> list[Path]:
+    paths = {name: folder / f"{name}.csv" for name in ("ranking", "criteria", "workloads", "runs")}
+    rk = rep.ranking
+    with paths["ranking"].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "tied", "framework", "score", "score_low", "score_high", "runs", "profile"])
+        for r in rk.rows:
+            w.writerow([r.rank, r.tied, r.group, f"{r.total:.6f}", f"{r.low:.6f}", f"{r.high:.6f}", r.runs, rep.profile])
+    with paths["criteria"].open("w", newline="") as f:
+        w = csv.writer(f)
+        header = ["criterion", "title", "article_row", "kind", "unit", "direction", "weight", "in_total", "framework", "value", "display"]
+        w.writerow(header + ["value_low", "value_high", "score", "score_low", "score_high", "best_or_tied", "runs", "workloads", "note", "how"])
+        for key, crit in CRITERIA.items():
+            for g in rep.names:
+                cell = rep.table[key][g]
+                lo, hi = rk.value_intervals[key].get(g, (None, None))
+                slo, shi = rk.score_intervals.get(key, {}).get(g, (None, None))
+                w.writerow(
+                    [key, crit.title, crit.article_row, crit.kind, crit.unit, crit.direction, rk.weights.get(key, 0), key in rk.used, g]
+                    + [_blank(cell.value), cell.display, _blank(lo), _blank(hi), score_text(rk.scores[key][g]), _blank(slo), _blank(shi)]
+                    + [g in rk.best.get(key, []), cell.n, len(rk.counted.get(key, {}).get(g, [])) if key in rk.counted else "", cell.note, crit.how]
+                )
+    with paths["workloads"].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["workload", "in_aggregate", "framework", "criterion", "value", "value_low", "value_high", "ratio", "ratio_low", "ratio_high", "runs", "seeds"]
+        )
+        for ws in rk.workloads:
+            for key, row in ws.values.items():
+                for g, value in row.items():
+                    lo, hi = ws.value_intervals[key].get(g, (None, None))
+                    ratio = ws.ratios.get(key, {}).get(g)
+                    rlo, rhi = ws.ratio_intervals.get(key, {}).get(g, (None, None))
+                    w.writerow(
+                        [ws.label, ws.runs.scored, g, key, _blank(value), _blank(lo), _blank(hi), _blank(ratio), _blank(rlo), _blank(rhi)]
+                        + [ws.runs.groups[g].n, " ".join(ws.runs.seeds(g))]
+                    )
+    with paths["runs"].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["framework", "run_id", "run_name", "model", "data", "seed", "workload"])
+        label = {t.run_id: ws.label for ws in rk.workloads for d in ws.runs.groups.values() for t in d.trials}
+        for t in rep.selection.trials:
+            w.writerow([t.group, t.run_id, t.run_name, t.model, t.data, t.seed, label.get(t.run_id, "")])
+    return list(paths.values())

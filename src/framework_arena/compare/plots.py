@@ -8,7 +8,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from framework_arena.compare.criteria import CRITERIA, Cell, GroupData
+from framework_arena.compare.aggregate import WorkloadScores
+from framework_arena.compare.criteria import CRITERIA, Cell
 from framework_arena.compare.rank import Ranking
 
 
@@ -79,43 +80,104 @@ def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: 
     return path
 
 
-def learning_curves(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
-    curves = {g: [t.history for t in d.trials if t.history.get("val_accuracy")] for g, d in groups.items()}
+def _line_styles(workloads: Sequence[WorkloadScores]) -> dict[str, str]:
+    styles = ["-", "--", ":", "-."]
+    return {w.label: styles[i % len(styles)] for i, w in enumerate(workloads)}  # colour: framework; line: workload
+
+
+def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
+    """Median curves per framework and workload: an MLP's and a CNN's curves are not averaged."""
+    curves = {(g, w.label): [t.history for t in d.trials if t.history.get("val_accuracy")] for w in workloads for g, d in w.runs.groups.items()}
     if not any(curves.values()):
         return None
     plt = _plt()
-    colors = _colors(list(groups))
+    colors = _colors(sorted({g for g, _ in curves}))
+    styles = _line_styles(workloads)
+    several = len(workloads) > 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key in ((axes[0], "val_accuracy"), (axes[1], "train_loss")):
-        for g, hists in curves.items():
+        for (g, label), hists in curves.items():
             series = [dict(h.get(key, [])) for h in hists if h.get(key)]
             if not series:
                 continue
             steps = sorted(set().union(*series))
             table = np.array([[s.get(step, np.nan) for step in steps] for s in series])
-            med = np.nanmedian(table, axis=0)
-            ax.plot(steps, med, color=colors[g], label=f"{g} (median of {len(series)})")
+            name = f"{g} · {label}" if several else g
+            ax.plot(steps, np.nanmedian(table, axis=0), styles[label], color=colors[g], label=f"{name} (median of {len(series)})")
             if len(series) > 1:
                 ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colors[g], alpha=0.15)
     return _finish_pair(fig, axes, ("epoch", "epoch"), ("validation accuracy", "training loss"), path)
 
 
-def scaling(path: Path, groups: Mapping[str, GroupData]) -> Path | None:
-    first = next(iter(groups.values()), None)
-    if first is None or not first.size_key:
+def scaling(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
+    """Throughput and memory against the size the runs vary, one line per framework and family
+    (the workload but its size)."""
+    size_key = next((d.size_key for w in workloads for d in w.runs.groups.values()), None)
+    if not size_key:
         return None
+    lines: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for w in workloads:
+        family = f"{w.runs.workload.model}/{w.runs.workload.data}"
+        for g in w.runs.groups:
+            size = w.runs.groups[g].sizes[0]
+            speed, memory = w.values["train_throughput"][g], w.values["peak_memory"][g]
+            lines.setdefault((g, family), []).append((size, math.nan if speed is None else speed, math.nan if memory is None else memory))
     plt = _plt()
-    colors = _colors(list(groups))
+    colors = _colors(sorted({g for g, _ in lines}))
+    families = sorted({f for _, f in lines})
+    styles = {f: ["o-", "s--", "^:", "d-."][i % 4] for i, f in enumerate(families)}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for g, d in groups.items():
-        sizes = sorted({s for s in d.sizes if not math.isnan(s)})
-        for ax, key in ((axes[0], "train_samples_per_s"), (axes[1], "peak_rss_mb")):
-            vals = d.metric(key)
-            med = [np.nanmedian(vals[d.sizes == s]) if np.any(~np.isnan(vals[d.sizes == s])) else np.nan for s in sizes]
-            ax.plot(sizes, med, "o-", color=colors[g], label=g)
+    for (g, family), points in sorted(lines.items()):
+        points.sort()
+        for ax, col in ((axes[0], 1), (axes[1], 2)):
+            ax.plot([p[0] for p in points], [p[col] for p in points], styles[family], color=colors[g], label=f"{g} · {family}" if len(families) > 1 else g)
     for ax in axes:
         ax.set_xscale("log")
-    return _finish_pair(fig, axes, (first.size_key, first.size_key), ("training throughput, samples/s", "peak resident memory, MB"), path)
+    return _finish_pair(fig, axes, (size_key, size_key), ("training throughput, samples/s", "peak resident memory, MB"), path)
+
+
+def _profile_curves(ranking: Ranking) -> dict[str, dict[str, list[float]]]:
+    """Panel -> group -> its ratio to the best on each workload: the profile's score, then each
+    measured criterion of the profile."""
+    by_label = {w.label: w for w in ranking.workloads}
+    best = {lab: max(t.values()) for lab, t in ranking.workload_totals.items()}
+    panels = {"the profile's score": {g: [] for g in [r.group for r in ranking.rows]}}
+    for lab, totals in ranking.workload_totals.items():
+        for g, t in totals.items():
+            panels["the profile's score"][g].append(t / best[lab] if best[lab] > 0 else 1.0)
+    for k in ranking.used:
+        if k in ranking.counted:
+            panels[CRITERIA[k].title] = {g: [by_label[lab].ratios[k][g] for lab in labs] for g, labs in ranking.counted[k].items() if labs}  # type: ignore[misc]
+    return {name: curves for name, curves in panels.items() if any(curves.values())}
+
+
+def performance_profile(path: Path, ranking: Ranking) -> Path | None:
+    """For each framework, the share of workloads on which it is within a factor τ of the best."""
+    panels = _profile_curves(ranking)
+    if not panels:
+        return None
+    plt = _plt()
+    panels = dict(list(panels.items())[:6])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    colors = _colors([r.group for r in ranking.rows])
+    top = max(2.0, ranking.tau * 1.2)
+    taus = np.linspace(1.0, top, 200)
+    for ax, (title, curves) in zip(axes.flat, panels.items()):
+        for g, ratios in curves.items():
+            if ratios:
+                r = np.array(ratios, dtype=float)
+                ax.step(taus, [(r >= 1.0 / t - 1e-12).mean() for t in taus], where="post", color=colors[g], label=g)
+        ax.axvline(ranking.tau, color="#999", linestyle=":", linewidth=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("τ (factor of the best)", fontsize=8)
+        ax.set_title(title, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes.flat[0].set_ylabel("share of workloads within τ", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _finish_pair(fig, axes, xlabels: tuple[str, str], titles: tuple[str, str], path: Path) -> Path:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Which trial runs a comparison covers, grouped by framework (Keras per back end)."""
+"""Which trial runs a comparison covers, grouped by framework (Keras per back end), each with its workload."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
+from framework_arena.compare.workload import Workload, workload_of
 from framework_arena.identity import job_records
 from framework_arena.names import label
 from framework_arena.tracking import Reader
@@ -37,6 +39,11 @@ class Trial:
     metrics: dict[str, float]
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # the run's arena.* tags (facts the trial logged: arena.license ...)
+
+    @cached_property
+    def workload(self) -> Workload:
+        """What this run's figures are comparable with (workload.py)."""
+        return workload_of(self.params, self.tags)
 
 
 @dataclass
@@ -151,9 +158,22 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     return sel
 
 
+def _spread(trials: Sequence[Trial], count: int) -> list[Trial]:
+    """Up to ``count`` runs taken in turn from each workload, so every workload gets histories."""
+    by_workload: dict[Workload, list[Trial]] = {}
+    for t in trials:
+        by_workload.setdefault(t.workload, []).append(t)
+    queues = [by_workload[w] for w in sorted(by_workload)]
+    out: list[Trial] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        out += [q[depth] for q in queues if depth < len(q)]
+    return out[:count]
+
+
 def load_histories(reader: Reader, sel: Selection, keys: Sequence[str], per_group: int) -> int:
-    """Fills ``Trial.history`` for up to ``per_group`` runs of each group; returns how many runs."""
-    chosen = [t for ts in sel.groups.values() for t in ts[:per_group]]
+    """Fills ``Trial.history`` for up to ``per_group`` runs of each group, spread over its
+    workloads; returns how many runs."""
+    chosen = [t for ts in sel.groups.values() for t in _spread(ts, per_group)]
     jobs = [(t, k) for t in chosen for k in keys]
     if not jobs:
         return 0

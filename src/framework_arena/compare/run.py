@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from framework_arena.compare import query, report, trust
+from framework_arena.compare.aggregate import aggregate
 from framework_arena.compare.article import compare_article
-from framework_arena.compare.criteria import build_groups, measure_all
+from framework_arena.compare.coverage import build_coverage, build_groups
 from framework_arena.compare.rank import rank
+from framework_arena.compare.table import measure_all
 from framework_arena.errors import AccessDenied
 from framework_arena.notes import NOTE_TAG, comparison_note
 from framework_arena.platform import publish
@@ -44,10 +46,16 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
             next(iter(groups)),
             sel.describe(),
         )
-    table = measure_all(groups, cfg["criteria"].get("static") or {})
+    b, a = cfg["bootstrap"], cfg["aggregate"]
+    coverage = build_coverage(sel.groups, float(cfg["target_accuracy"]), bool(a["include_partial"]))
+    for w in coverage.left_out:
+        log.warning(
+            "Workload %s left out of the aggregate: run by %s only, not by %s", w.label, ", ".join(w.groups), ", ".join(w.missing) or "another framework"
+        )
+    agg = aggregate(coverage, int(b["samples"]), float(b["confidence"]), int(b["seed"]))
+    table = measure_all(groups, cfg["criteria"].get("static") or {}, agg)
     trust_notes += trust.mark(sel.groups, table)
-    b = cfg["bootstrap"]
-    ranking = rank(groups, table, cfg["ranking"]["weights"], int(b["samples"]), float(b["confidence"]), int(b["seed"]))
+    ranking = rank(groups, table, cfg["ranking"]["weights"], agg, float(b["confidence"]), float(a["tau"]))
     rep = report.Report(
         sel,
         groups,
@@ -121,6 +129,11 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
         "arena.winner": ",".join(winners),
         "arena.selection": redact_text(sel.describe()),
     }
+    scored = [w for w in rep.ranking.workloads if w.runs.scored]
+    names = ", ".join(w.label for w in scored)
+    tags["arena.workloads"] = f"{len(scored)} of {len(rep.ranking.workloads)} in the aggregate: " + (
+        names if len(names) <= 1000 else names[:1000] + "... (workloads.csv)"
+    )
     if sel.sweep_run_id:
         tags["arena.compared_sweep"] = sel.sweep_run_id
     rows = [(r.group, r.total, r.rank, r.tied) for r in rep.ranking.rows]
@@ -131,6 +144,8 @@ def _log_run(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, out_dir
         "target_accuracy": cfg["target_accuracy"],
         "bootstrap.samples": cfg["bootstrap"]["samples"],
         "bootstrap.confidence": cfg["bootstrap"]["confidence"],
+        "aggregate.tau": cfg["aggregate"]["tau"],
+        "aggregate.include_partial": cfg["aggregate"]["include_partial"],
         "select.filter": cfg["select"]["filter"] or "",
         "select.sweep": cfg["select"]["sweep"] or "",
     }

@@ -34,6 +34,12 @@ class BootstrapConfig:
 
 
 @dataclass
+class AggregateConfig:
+    tau: float = 1.1  # performance profile: within tau of the best on a workload when ratio >= 1/tau
+    include_partial: bool = False  # score workloads not every framework ran, among those who ran them
+
+
+@dataclass
 class ReportConfig:
     format: str = "text"  # text: tables on the terminal; json: the ranking and criteria as JSON on stdout
     log_run: bool = True
@@ -60,6 +66,7 @@ class CompareConfig:
     group_by: str = "framework"
     target_accuracy: float = 0.9
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     deploy: bool = False  # serve each group's best model through mlflow models serve and time it (deploy.py)
     serve: ServeConfig = field(default_factory=ServeConfig)
@@ -107,6 +114,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     b = cfg["bootstrap"]
     expect(p, b["samples"] >= 0, "bootstrap.samples", b["samples"], "to be an integer >= 0 (0 switches the intervals off)")
     expect(p, 0.5 <= b["confidence"] < 1.0, "bootstrap.confidence", b["confidence"], "to be a probability in [0.5, 1)")
+    tau = cfg["aggregate"]["tau"]
+    expect(p, tau >= 1.0, "aggregate.tau", tau, "to be a factor >= 1: a framework is within tau of the best on a workload when best / value <= tau")
     expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
     expect(p, cfg["report"].get("format", "text") in REPORT_FORMATS, "report.format", cfg["report"].get("format"), f"to be one of {', '.join(REPORT_FORMATS)}")
     expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
