@@ -68,13 +68,14 @@ def test_compare_returns_the_ranking_the_command_prints_as_json(shootout: Path, 
     printed = json.loads(proc.stdout)  # stdout holds the JSON only; the log went to stderr
     assert {r["framework"] for r in printed["ranking"]} == {"torch", "tensorflow", "keras-tensorflow"}
     assert all(isinstance(r["rank"], int) and 0 < r["score"] <= 1 for r in printed["ranking"])
-    assert printed["criteria"]["train_throughput"]["values"]["torch"]["value"] > 0
+    assert printed["criteria"]["quality"]["values"]["torch"]["value"] > 0.3  # never screened out (speed may be: contended runs)
 
     result = api.compare(common, out_dir=tmp_path / "api-report")
     table = result.ranking[["framework", "rank", "score"]].to_dict("records")
     assert [(r["framework"], r["rank"], round(r["score"], 6)) for r in table] == [(r["framework"], r["rank"], round(r["score"], 6)) for r in printed["ranking"]]
     assert set(result.criteria.criterion) >= {"train_throughput", "quality", "license"} and len(result.runs) == 6
-    assert len(result.verdicts) == 9 and result.report_path.exists() and result.run_id is None
+    article_rows = len(api._compose("compare", []).criteria.article.rows)
+    assert len(result.verdicts) == article_rows == len(printed["verdicts"]) and result.report_path.exists() and result.run_id is None
     assert "<table" in result._repr_html_()
 
 

@@ -120,3 +120,15 @@ def test_screen_drops_only_speed_figures_of_contended_runs_and_flags_scatter() -
     assert trust.unstable([quiet, _trial("same", {"train_samples_per_s": 105.0})]) is None
     other = _trial("other", {"train_samples_per_s": 100.0}, machine="b")
     assert any("2 machine fingerprints" in n for n in trust.mark({"torch": [quiet], "tensorflow": [other]}, {}))
+
+
+def test_the_machine_fingerprint_is_the_machines_not_the_frameworks() -> None:
+    from framework_arena import machine
+
+    # Runs of every framework on one machine share a workload in arena-compare: the fingerprint
+    # must not carry the framework's build (a tag of its own) nor its name for the device.
+    torch_tags = machine.tags([0], "torch", None, "cpu")
+    keras_tags = machine.tags([1], "keras", "tensorflow", "cpu")
+    assert torch_tags["arena.machine"] == keras_tags["arena.machine"]
+    assert torch_tags["arena.framework_build"] != keras_tags["arena.framework_build"]
+    assert machine.tags([0, 1], "torch", None, "cpu")["arena.machine"] != torch_tags["arena.machine"]  # a larger share is another machine

@@ -1,8 +1,9 @@
 """The machine a trial ran on, as tags: speed figures from different machines are not mixed.
 
-``arena.machine`` is a short fingerprint (10 hex digits) of what decides speed: CPU model, cores
-used, memory, GPU and driver, the framework's build. Two runs with the same fingerprint ran on
-the same kind of machine with the same share of it; ``arena-compare`` warns when the runs it
+``arena.machine`` is a short fingerprint (10 hex digits) of the machine's part in speed: CPU
+model, number of cores used, memory, GPU and driver, CPU or GPU. Two runs with the same fingerprint
+ran on the same kind of machine with the same share of it, whatever their framework (its build is
+the tag ``arena.framework_build``); ``arena-compare`` warns when the runs it
 ranks on speed carry different ones. The parts are tags of their own, for people.
 """
 
@@ -80,5 +81,9 @@ def tags(cores: Sequence[int], framework: str, backend: str | None, device: str)
         "arena.gpu": gpu_name,
         "arena.framework_build": framework_build(framework, backend),
     }
-    key = "|".join([parts["arena.cpu_model"], f"{len(cores)} cores", parts["arena.memory_gb"], gpu_name, parts["arena.framework_build"], device])
+    # The machine only: the framework's build is a tag of its own, not part of the fingerprint, since
+    # arena-compare holds frameworks against each other only within one machine (a workload's key).
+    # The device by kind: torch says cuda:0 where TensorFlow says gpu:0 for the same GPU.
+    kind = "gpu" if device.lower().startswith(("cuda", "gpu")) else "cpu"
+    key = "|".join([parts["arena.cpu_model"], f"{len(cores)} cores", parts["arena.memory_gb"], gpu_name, kind])
     return {"arena.machine": hashlib.sha1(key.encode()).hexdigest()[:10], **parts}
