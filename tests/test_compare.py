@@ -23,7 +23,8 @@ from omegaconf import OmegaConf
 from framework_arena.compare.query import NothingToCompare
 from framework_arena.compare.run import compare
 
-ARTICLE_ROWS = {"interfaces", "architecture", "performance", "learning curve", "license", "debugging", "community", "speed", "visualization"}
+# The article's rows; "deployment" is from its pros and cons ("PyTorch needs an API server", issue 16).
+ARTICLE_ROWS = {"interfaces", "architecture", "performance", "learning curve", "license", "debugging", "community", "speed", "visualization", "deployment"}
 
 
 def _compose_compare(overrides: Sequence[str] = ()) -> dict[str, Any]:

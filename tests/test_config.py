@@ -97,9 +97,10 @@ def test_run_name_and_flatten() -> None:
 def _assert_no_run_created(cwd: Path) -> None:
     db = cwd / "mlflow.db"
     if db.exists():  # nothing should have created it, but if something did, it must hold no run
-        import mlflow
+        from mlflow.tracking import MlflowClient
 
-        assert mlflow.search_runs(search_all_experiments=True, tracking_uri=f"sqlite:///{db}").empty
+        client = MlflowClient(f"sqlite:///{db}")
+        assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 @pytest.mark.parametrize(
