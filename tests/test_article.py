@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.metadata as md
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -180,6 +181,8 @@ def test_torch_declares_its_own_license_apart_from_its_bundled_components() -> N
     try:
         declared = md.metadata("torch").get("License-Expression")
     except md.PackageNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail("torch is not installed: CI installs every extra, so this test must run there")
         pytest.skip("torch is not installed here")
     facts = license_of("torch")
     assert facts is not None and facts.dist == "torch" and facts.own == "BSD-3-Clause", facts
