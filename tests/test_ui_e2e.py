@@ -203,9 +203,12 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     assert image.evaluate("e => e.naturalWidth") > 0, "the learning-curve plot did not load"
     page.screenshot(path=shots / "5-trial-artifacts.png")
 
-    # Its model: the logged model's page lists the MLmodel file.
+    # Its model, named after the trial (issue 16): the logged model's page lists the MLmodel file.
     page.get_by_role("tab", name="Overview").click()
-    page.get_by_role("link", name="model", exact=True).last.click()
+    from framework_arena.names import label
+
+    model_name = f"{label(best.data.tags['arena.framework'], best.data.tags.get('arena.backend'))}-{best.data.tags['arena.model']}"
+    page.get_by_role("link", name=model_name, exact=True).last.click()
     expect(page).to_have_url(re.compile(r"/models/m-"))
     page.get_by_text("Artifacts", exact=True).last.click()
     expect(page.get_by_text("MLmodel", exact=True)).to_be_visible()
