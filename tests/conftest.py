@@ -76,3 +76,13 @@ def shootout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_arena(SHOOTOUT_ARGS, folder, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return folder
+
+
+def require_postgres() -> None:
+    """Skips a test without PostgreSQL on a developer's machine; fails it under CI, which installs it."""
+    from framework_arena.server import postgres_bindir
+
+    if postgres_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get install postgresql) so that CI runs this test")
+        pytest.skip("PostgreSQL is not installed (no pg_ctl on PATH nor in /usr/lib/postgresql/*/bin); CI installs it")

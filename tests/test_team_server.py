@@ -16,12 +16,12 @@ from typing import Iterator
 
 import pytest
 import requests
-from conftest import run_arena, run_compare
+from conftest import require_postgres, run_arena, run_compare
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from framework_arena.errors import AccessDenied
-from framework_arena.server import TrackingServer, main, postgres_bindir
+from framework_arena.server import TrackingServer, main
 from framework_arena.tracking.policy import access_denied, denied
 
 pytestmark = pytest.mark.integration
@@ -45,10 +45,7 @@ def _folder() -> Path:
 @pytest.fixture(scope="module")
 def server() -> Iterator[TrackingServer]:
     """``arena-server --auth`` (PostgreSQL, basic auth) on free loopback ports, with one admin trial in ``team``."""
-    if postgres_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get install postgresql) so that CI runs this test")
-        pytest.skip("PostgreSQL is not installed (no pg_ctl on PATH nor in /usr/lib/postgresql/*/bin); CI installs it")
+    require_postgres()
     folder = _folder()
     os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = PASSWORD
     srv = TrackingServer(folder / "server", port=0, auth=True, workers=1)

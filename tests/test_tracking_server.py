@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import run_arena
+from conftest import require_postgres, run_arena
 from mlflow.tracking import MlflowClient
 
-from framework_arena.server import TrackingServer, postgres_bindir
+from framework_arena.server import TrackingServer
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,7 @@ SEEDS = (0, 1)  # one round of the 2 joblib workers
 @pytest.fixture(scope="module")
 def server() -> Iterator[TrackingServer]:
     """PostgreSQL and ``mlflow server --app-name basic-auth`` on free loopback ports, for this module."""
-    if postgres_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get install postgresql) so that CI runs this test")
-        pytest.skip("PostgreSQL is not installed (no pg_ctl on PATH nor in /usr/lib/postgresql/*/bin); CI installs it")
+    require_postgres()
     # Not under pytest's tmp_path: as root, PostgreSQL runs as 'postgres', which must enter the folder.
     folder = Path(tempfile.mkdtemp(prefix="arena-server-"))
     folder.chmod(0o755)
