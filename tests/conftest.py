@@ -42,6 +42,27 @@ def compose(overrides: Sequence[str] = ()):
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
+@pytest.fixture(autouse=True)
+def environment_left_as_found():
+    """Fails a test whose code changed ``os.environ`` and did not put it back, then restores it.
+
+    A leaked variable changes every later test: MLflow's ``set_tracking_uri`` exports
+    ``MLFLOW_TRACKING_URI``, so one in-process call sent the next ``arena`` subprocess's runs to
+    another test's store (CI went red on exactly that). ``monkeypatch`` restores before this runs.
+    """
+    before = dict(os.environ)
+    yield
+    after = dict(os.environ)
+    ours = (set(before) | set(after)) - {"PYTEST_CURRENT_TEST"}  # pytest's own, set per phase
+    leaked = {k: after.get(k) for k in ours if before.get(k) != after.get(k)}
+    for k in leaked:
+        if k in before:
+            os.environ[k] = before[k]
+        else:
+            del os.environ[k]
+    assert not leaked, f"the test left these environment variables changed: {sorted(leaked)}"
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store in a temporary folder."""

@@ -29,9 +29,10 @@ def fetch_model(uri: str, run_id: str, dst: Path) -> tuple[str, Path] | None:
     model_id = run_model_id(client, run_id)
     if model_id is None:
         return None
-    mlflow.set_tracking_uri(uri)  # models:/ URIs resolve through the global store
     dst.mkdir(parents=True, exist_ok=True)
-    folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst))
+    # The store is passed, not set globally: set_tracking_uri exports MLFLOW_TRACKING_URI, and every
+    # later subprocess of the caller (a notebook's next `arena`) would then log to this store.
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst), tracking_uri=uri, registry_uri=uri)
     return model_id, Path(folder)
 
 
