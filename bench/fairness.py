@@ -39,11 +39,10 @@ from _common import RESULTS, machine, med, write_results  # noqa: E402
 from framework_arena.cores import affinity  # noqa: E402
 
 PROFILES = {
-    "smoke": {"frameworks": ["torch"], "rounds": 1, "overrides": ["data=digits", "trainer.epochs=3"]},
-    "quick": {"frameworks": ["torch", "tensorflow", "keras"], "rounds": 2, "overrides": ["trainer.epochs=3"]},
+    "smoke": {"frameworks": ["torch"], "rounds": 1, "overrides": ["trainer.epochs=2"]},
+    "quick": {"frameworks": ["torch", "tensorflow", "keras"], "rounds": 2, "overrides": ["trainer.epochs=2"]},
     "full": {"frameworks": ["torch", "tensorflow", "keras"], "rounds": 5, "overrides": ["trainer.epochs=4"]},
 }
-BACKEND = {"keras": ["framework.backend=tensorflow"]}
 HOG_S = 300  # a hog never outlives this, even if the benchmark is killed
 
 
@@ -63,6 +62,7 @@ def _runs(folder: Path, experiment: str) -> list[dict[str, Any]]:
     runs = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial' and attributes.status = 'FINISHED'")
     return [
         {
+            "framework": r.data.params.get("framework.name"),
             "samples_per_s": r.data.metrics.get("train_samples_per_s", float("nan")),
             "contended": r.data.tags.get("arena.contended") == "true",
             "cores": r.data.tags.get("arena.cores"),
@@ -77,19 +77,21 @@ def _hogs() -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-c", code, str(core)]) for core in affinity()]
 
 
-def case(name: str, framework: str, overrides: list[str], folder: Path, tag: str) -> list[dict[str, Any]]:
-    base = [f"framework={framework}", *BACKEND.get(framework, []), "trainer.threads=0", *overrides]
+def case(name: str, frameworks: list[str], overrides: list[str], folder: Path, tag: str) -> dict[str, list[dict[str, Any]]]:
+    """Runs one case for every framework in one ``arena`` multirun; returns the finished trials by framework.
+
+    One Hydra process per case, not per framework: each trial is still its own child process
+    (runner.py), so a trial's figures are the same, and the benchmark pays the launcher's start-up
+    once per case (it was most of the wall time: a digits trial trains for seconds).
+    """
     experiment = f"fair-{tag}-{name}"
+    base = ["-m", f"framework={','.join(frameworks)}", "trainer.threads=0", *overrides, f"hydra.sweep.dir={folder}/sweeps/{experiment}"]
     if name == "parallel":
-        _arena(
-            ["-m", *base, "trainer.seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={folder}/sweeps/{experiment}"],
-            folder,
-            experiment,
-        )
+        _arena([*base, "trainer.seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], folder, experiment)
     elif name == "hogged":
         hogs = _hogs()
         try:
-            time.sleep(0.5)  # the hogs are spinning before the trial starts
+            time.sleep(0.5)  # the hogs are spinning before the first trial starts
             _arena(base, folder, experiment)
         finally:
             for hog in hogs:
@@ -97,7 +99,7 @@ def case(name: str, framework: str, overrides: list[str], folder: Path, tag: str
                 hog.wait()
     else:
         _arena(base, folder, experiment)
-    return _runs(folder, experiment)
+    return {fw: [r for r in _runs(folder, experiment) if r["framework"] == fw] for fw in frameworks}
 
 
 def _ci90(pairs: list[float], seed: int = 0) -> list[float]:
@@ -121,18 +123,21 @@ def main() -> None:
         folder = Path(tmp)
         os.environ["ARENA_CORES_DIR"] = str(folder / "cores")  # this benchmark's own core locks
         for r in range(profile["rounds"]):
-            for framework in profile["frameworks"]:
-                order = ["alone", "parallel", "hogged"]
-                if r % 2:
-                    order.reverse()  # alternate: drift over minutes does not favour one case
-                for c in order:
-                    start = time.perf_counter()
-                    runs = case(c, framework, profile["overrides"], folder, f"{framework}-r{r}")
+            order = ["alone", "parallel", "hogged"]
+            if r % 2:
+                order.reverse()  # alternate: drift over minutes does not favour one case
+            for c in order:
+                start = time.perf_counter()
+                by_framework = case(c, profile["frameworks"], profile["overrides"], folder, f"r{r}")
+                for framework, runs in by_framework.items():
+                    if not runs:
+                        raise RuntimeError(f"round {r} {c}: no finished {framework} trial in the store")
                     results.setdefault(framework, {}).setdefault(c, []).append(runs)
                     print(
-                        f"  round {r} {framework} {c}: {[round(x['samples_per_s']) for x in runs]} samples/s, contended {[x['contended'] for x in runs]}, {time.perf_counter() - start:.0f} s",
+                        f"  round {r} {c} {framework}: {[round(x['samples_per_s']) for x in runs]} samples/s, contended {[x['contended'] for x in runs]}",
                         file=sys.stderr,
                     )
+                print(f"  round {r} {c}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     figures = []
     for framework, cases in results.items():
         pairs = [med(x["samples_per_s"] for x in par) / alone[0]["samples_per_s"] for alone, par in zip(cases["alone"], cases["parallel"])]

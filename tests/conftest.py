@@ -42,9 +42,14 @@ def compose(overrides: Sequence[str] = ()):
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
+#: The variables that steer a later ``arena`` process or MLflow call: a test must not leave them
+#: changed. (Libraries set others on import, e.g. scikit-learn's KMP_*: harmless, not ours.)
+STEERING = ("MLFLOW_", "ARENA_", "HYDRA_", "KERAS_", "TF_", "XLA_", "OMP_", "MKL_", "CUDA_", "DOMINO_", "SLURM_", "PATH", "PYTHONPATH")
+
+
 @pytest.fixture(autouse=True)
 def environment_left_as_found():
-    """Fails a test whose code changed ``os.environ`` and did not put it back, then restores it.
+    """Fails a test whose code changed a steering variable in ``os.environ`` and did not put it back.
 
     A leaked variable changes every later test: MLflow's ``set_tracking_uri`` exports
     ``MLFLOW_TRACKING_URI``, so one in-process call sent the next ``arena`` subprocess's runs to
@@ -53,14 +58,14 @@ def environment_left_as_found():
     before = dict(os.environ)
     yield
     after = dict(os.environ)
-    ours = (set(before) | set(after)) - {"PYTEST_CURRENT_TEST"}  # pytest's own, set per phase
-    leaked = {k: after.get(k) for k in ours if before.get(k) != after.get(k)}
-    for k in leaked:
+    keys = {k for k in set(before) | set(after) if k.startswith(STEERING)}
+    leaked = sorted(k for k in keys if before.get(k) != after.get(k))
+    for k in leaked:  # put back, so one leak fails one test, not every later one
         if k in before:
             os.environ[k] = before[k]
         else:
             del os.environ[k]
-    assert not leaked, f"the test left these environment variables changed: {sorted(leaked)}"
+    assert not leaked, f"the test left these environment variables changed: {leaked}"
 
 
 @pytest.fixture

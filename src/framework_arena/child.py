@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 
 def environment(trial: Trial, base: Mapping[str, str]) -> dict[str, str]:
     """The child's environment: ``base`` plus what must be set before a framework is imported."""
-    env = dict(base)
-    threads = str(trial.trainer.threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        env[var] = threads
+    from framework_arena.cores import thread_env
+
+    env = {**base, **thread_env(trial.trainer.threads)}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter buries the progress bar
     if trial.framework == "keras":
         env["KERAS_BACKEND"] = str(trial.backend)
@@ -41,7 +40,7 @@ def environment(trial: Trial, base: Mapping[str, str]) -> dict[str, str]:
         if trial.backend == "jax":
             # XLA reads its thread count only at start-up.
             flags = env.get("XLA_FLAGS", "")
-            env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}".strip()
+            env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={trial.trainer.threads}".strip()
     if trial.trainer.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env

@@ -36,6 +36,16 @@ PARALLEL_ENV = "ARENA_PARALLEL_TRIALS"
 DIR_ENV = "ARENA_CORES_DIR"
 
 
+#: What bounds a process's threads, read by OpenMP/MKL (torch, numpy) and TensorFlow at import:
+#: set in the environment of a process before it imports a framework.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment variables that hold a framework imported later to ``threads`` threads."""
+    return {var: str(threads) for var in THREAD_VARS}
+
+
 def affinity() -> list[int]:
     """The core ids this process may run on (every core where the OS has no affinity)."""
     try:

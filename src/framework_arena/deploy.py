@@ -33,6 +33,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from framework_arena.cores import thread_env
+
 log = logging.getLogger("arena.deploy")
 
 HOST = "127.0.0.1"  # loopback only: the benchmark never opens a port to the network
@@ -98,9 +100,7 @@ class ScoringServer:
     def start(self) -> None:
         exe = str(Path(sys.executable).with_name("mlflow"))
         cmd = [exe, "models", "serve", "-m", str(self.folder), "--env-manager", "local", "-h", HOST, "-p", str(self.port), "-w", "1"]
-        env = scoring_env(os.environ, self.keras_backend)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-            env[var] = str(self.threads)
+        env = {**scoring_env(os.environ, self.keras_backend), **thread_env(self.threads)}
         with open(self.log_path, "wb") as out:
             # A session of its own: the group id is this pid, and stop() ends uvicorn with it.
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
