@@ -158,7 +158,12 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     if logger and trial.tracking.system_metrics:
         logger.start_system_metrics()
 
-    data = data_mod.load(trial.data, trial.data["split_seed"])
+    if trial.data["name"] == "shards":
+        from framework_arena import shards
+
+        data = shards.load(trial.data)
+    else:
+        data = data_mod.load(trial.data, trial.data["split_seed"])
     spec = models.build_spec(trial.model, data.input_shape, data.num_classes)
     tr = trial.trainer
     trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
