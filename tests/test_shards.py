@@ -171,7 +171,15 @@ def expected_order_crc(root: Path, batch_size: int, seed: int, epoch: int) -> fl
 
 @pytest.mark.slow
 def test_every_framework_trains_on_the_same_rows_in_the_same_order(small: Path, tmp_path: Path) -> None:
-    overrides = ["data=shards", f"data.path={small}", "data.workers=2", "trainer.epochs=1", "trainer.batch_size=128", "tracking.log_model=false"]
+    overrides = [
+        "data=shards",
+        f"data.path={small}",
+        "data.workers=2",
+        "trainer.epochs=1",
+        "trainer.batch_size=128",
+        "trainer.warmup_steps=4",
+        "tracking.log_model=false",
+    ]
     proc = run_arena(["-m", "framework=torch,tensorflow,keras", *overrides], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = _runs(tmp_path)
@@ -183,3 +191,30 @@ def test_every_framework_trains_on_the_same_rows_in_the_same_order(small: Path, 
         assert metrics["val_accuracy"] > 0.9 and metrics["input_samples_per_s"] > 0
         assert run.data.tags["arena.input_bound"] in ("true", "false")
     assert expected != expected_order_crc(small, 128, seed=1, epoch=0)
+
+
+@pytest.mark.slow
+def test_streamed_memory_stays_flat_on_a_dataset_20_times_larger(tmp_path: Path) -> None:
+    # 20,000 and 400,000 rows of 64 floats (5 MB and 102 MB): in memory, the larger would add twice
+    # its size to the trial (x and its split copies), past the 1.25x allowed here. Shards of 2 MiB:
+    # the trial keeps at most shards.OPEN_SHARDS of them mapped.
+    for name, rows in (("small", "20000"), ("large", "400000")):
+        args = ["--rows", rows, "--val-rows", "2000", "--test-rows", "2000", "--shard-rows", "8192", "--quiet", "--out", str(tmp_path / name)]
+        proc = arena_data("make", "synthetic", *args)
+        assert proc.returncode == 0, proc.stderr
+    # data.workers=0: the trial's own process reads the shards, so its peak RSS holds the maps (workers' would not count).
+    common = [
+        "framework=torch",
+        "data=shards",
+        "data.workers=0",
+        "trainer.epochs=1",
+        "trainer.batch_size=1024",
+        "trainer.warmup_steps=8",
+        "tracking.log_model=false",
+    ]
+    proc = run_arena(["-m", *common, f"data.path={tmp_path / 'small'},{tmp_path / 'large'}"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    by_size = {Path(r.data.params["data.path"]).name: r.data.metrics for r in _runs(tmp_path)}
+    small, large = by_size["small"], by_size["large"]
+    assert small["val_accuracy"] > 0.9 and large["val_accuracy"] > 0.9  # both learn
+    assert large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"], (small["peak_rss_mb"], large["peak_rss_mb"])

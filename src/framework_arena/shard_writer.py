@@ -35,8 +35,9 @@ from framework_arena.shards import FORMAT, MANIFEST, PROGRESS, SPLITS, VERSION, 
 
 #: Rows generated or read at a time: the writer's memory is a few chunks, whatever the dataset's size.
 CHUNK_ROWS = 4096
-#: Default shard size in bytes of ``x`` (the row count follows from the sample shape).
-SHARD_BYTES = 64 * 2**20
+#: Default shard size in bytes of ``x`` (the row count follows from the sample shape). A trial keeps
+#: ``shards.OPEN_SHARDS`` shards mapped: 4 x 32 MiB bounds what streaming adds to its resident memory.
+SHARD_BYTES = 32 * 2**20
 
 Reader = Callable[[int, int], tuple[np.ndarray, np.ndarray]]  # rows [start, stop) -> (x float32, y int64)
 
@@ -255,7 +256,7 @@ def make(source: Source, out: str | Path, shard_rows: int | None = None, progres
     Args:
         source: what to write.
         out: the folder; created if missing.
-        shard_rows: rows per shard; default: about 64 MiB of ``x`` per shard.
+        shard_rows: rows per shard; default: about 32 MiB of ``x`` per shard.
         progress: show a progress bar over the rows (on stderr).
 
     Returns:
@@ -352,7 +353,7 @@ def _parser() -> argparse.ArgumentParser:
     kinds = mk.add_subparsers(dest="kind", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", required=True, help="the dataset's folder (then: arena data=shards data.path=DIR)")
-    common.add_argument("--shard-rows", type=int, default=None, help="rows per shard (default: about 64 MiB of x per shard)")
+    common.add_argument("--shard-rows", type=int, default=None, help="rows per shard (default: about 32 MiB of x per shard)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
     syn = kinds.add_parser("synthetic", parents=[common], help="class prototypes plus noise, from a seed (as data=synthetic)")
     syn.add_argument("--rows", type=int, required=True, help="training rows")
