@@ -139,6 +139,8 @@ def _settings(trial: Trial, tracked: bool) -> Any:
         precision=tr.precision,
         compile=trial.compile,
         log_every_n_steps=trial.tracking.log_every_n_steps if tracked else 0,
+        input_workers=int(trial.data.get("workers", 0)),
+        streamed=trial.data["name"] == "shards",
     )
 
 
@@ -157,7 +159,12 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     if logger and trial.tracking.system_metrics:
         logger.start_system_metrics()
 
-    data = data_mod.load(trial.data, trial.data["split_seed"])
+    if trial.data["name"] == "shards":
+        from framework_arena import shards
+
+        data = shards.load(trial.data)
+    else:
+        data = data_mod.load(trial.data, trial.data["split_seed"])
     spec = models.build_spec(trial.model, data.input_shape, data.num_classes)
     tr = trial.trainer
     trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
@@ -181,10 +188,20 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.set_tags({**contention_tags, **machine_tags})
     info.update({"contended": contention_tags.get("arena.contended_reason", ""), "machine": machine_tags["arena.machine"]})
 
+    input_figures = _input_bound(trainer, data, reporter.end_logs, logger) if data.streamed else {}
+
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
     inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
     # Logged here, once: num_params went with on_train_begin and the start-up times with on_train_end.
-    final = {"test_loss": test_loss, "test_accuracy": test_accuracy, "import_time_s": import_time, **inference, "peak_rss_mb": _peak_rss_mb(), **contention}
+    final = {
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "import_time_s": import_time,
+        **inference,
+        "peak_rss_mb": _peak_rss_mb(),
+        **contention,
+        **input_figures,
+    }
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
         final["gpu_peak_mem_mb"] = gpu_mem
@@ -210,6 +227,27 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.log_metrics(clarity, step=tr.epochs)
         logger.log_text(probe_message, "debug_probe.txt")
     return summary
+
+
+#: Training that reaches this share of its input pipeline's own throughput is waiting on input.
+INPUT_BOUND_SHARE = 0.8
+
+
+def _input_bound(trainer: Any, data: Any, end_logs: Mapping[str, float], logger: Any) -> dict[str, float]:
+    """The streamed input pipeline's throughput alone, beside training's, and the ``arena.input_bound`` tag.
+
+    Returns:
+        ``input_samples_per_s`` and ``input_share`` (training throughput / input throughput;
+        near 1: the steps waited for batches).
+    """
+    input_rate = trainer.measure_input(data.train)
+    train_rate = end_logs.get("train_samples_per_s")
+    figures = {"input_samples_per_s": input_rate}
+    if train_rate is not None and input_rate > 0:
+        figures["input_share"] = train_rate / input_rate
+        if logger:
+            logger.set_tags({"arena.input_bound": str(figures["input_share"] >= INPUT_BOUND_SHARE).lower()})
+    return figures
 
 
 def main() -> None:

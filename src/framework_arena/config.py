@@ -83,6 +83,13 @@ class IdxConfig:
 
 
 @dataclass
+class ShardsConfig:
+    name: str = "shards"
+    path: Optional[str] = None  # a folder made by `arena-data make` (framework_arena/shard_writer.py)
+    workers: int = 2  # input-pipeline workers: DataLoader num_workers, Keras PyDataset workers; tf.data: AUTOTUNE
+
+
+@dataclass
 class AdamConfig:
     # Written out in full: PyTorch and Keras disagree on Adam's default epsilon (1e-8 vs 1e-7).
     name: str = "adam"
@@ -171,7 +178,7 @@ def register_configs() -> None:
     cs.store(group="schema", name="platform", node=PlatformConfig)
     for group, nodes in {
         "model": {"mlp": MLPConfig, "cnn": CNNConfig, "lstm": LSTMConfig},
-        "data": {"digits": DigitsConfig, "synthetic": SyntheticConfig, "idx": IdxConfig},
+        "data": {"digits": DigitsConfig, "synthetic": SyntheticConfig, "idx": IdxConfig, "shards": ShardsConfig},
         "optim": {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig},
     }.items():
         for name, node in nodes.items():

@@ -31,18 +31,29 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
 
 @dataclass(frozen=True)
 class Dataset:
+    """A dataset split three ways. ``train`` is a :class:`Split` in memory, or, for ``data=shards``,
+    a ``shards.StreamedSplit`` read from disk through each framework's input pipeline."""
+
     name: str
-    train: Split
+    train: Any  # Split | shards.StreamedSplit
     val: Split
     test: Split
     num_classes: int
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+        return tuple(self.train.sample_shape)
+
+    @property
+    def streamed(self) -> bool:
+        return not isinstance(self.train, Split)
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
@@ -161,6 +172,38 @@ def _idx(cfg: Mapping[str, Any], seed: int) -> Dataset:
     test = Split(to_float(x_test), y_test)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset("idx", train, val, test, num_classes)
+
+
+def memory_needed(cfg: Mapping[str, Any]) -> int | None:
+    """Peak bytes :func:`load` allocates for ``cfg``; None when small or unknown (digits, unreadable files).
+
+    synthetic: ``x`` generated whole, then copied into its three splits, plus the labels and indices.
+    idx: the uint8 images, their float32 copy, the division's temporary and the split copy.
+    """
+    if cfg.get("name") == "synthetic":
+        n = int(cfg["num_samples"])
+        return 2 * n * math.prod(int(d) for d in cfg["shape"]) * 4 + 4 * n * 8
+    if cfg.get("name") == "idx":
+        try:
+            root = check_idx_path(cfg.get("path"))
+        except DataError:
+            return None
+        total = 0
+        for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+            dims = _idx_dims(_find(root, stem))
+            rows = min(dims[0], cfg["limit"]) if cfg.get("limit") else dims[0]
+            total += rows * math.prod(dims[1:]) * (1 + 4 + 4 + 4)
+        return total
+    return None
+
+
+def _idx_dims(path: Path) -> tuple[int, ...]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4:
+            return (0,)
+        return struct.unpack(f">{head[3]}I", f.read(4 * head[3]))
 
 
 def load(cfg: Mapping[str, Any], seed: int) -> Dataset:

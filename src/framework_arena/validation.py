@@ -12,10 +12,11 @@ import os
 import shutil
 from typing import Any, Mapping
 
-from framework_arena.data import DataError, check_idx_path
+from framework_arena.data import DataError, check_idx_path, memory_needed
 from framework_arena.errors import ConfigError
 from framework_arena.models import build_spec
 from framework_arena.names import ACTIVATIONS, DEVICES, FRAMEWORKS, INITIALIZERS, KERAS_BACKENDS, OBJECTIVES, OPTIMIZERS, PLATFORMS, PRECISIONS, TRACKING_NAMES
+from framework_arena.shards import read_manifest
 
 __all__ = ["ConfigError", "expect", "gpu_visible", "validate"]
 
@@ -55,6 +56,13 @@ def _check_model(problems: list[str], model: Mapping[str, Any], data_shape_len: 
 
 
 def _check_data(problems: list[str], data: Mapping[str, Any]) -> None:
+    if data.get("name") == "shards":
+        try:
+            read_manifest(data.get("path"))
+        except DataError as e:
+            problems.append(str(e))
+        expect(problems, data.get("workers", 0) >= 0, "data.workers", data.get("workers"), ">= 0 (0: batches are read in the training process)")
+        return
     val = data.get("val_fraction", 0.0)
     test = data.get("test_fraction", 0.0)
     expect(problems, 0.0 < val < 1.0, "data.val_fraction", val, "in (0, 1)")
@@ -144,7 +152,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
             )
     data = cfg["data"]
     _check_data(problems, data)
-    shape_len = len(data["shape"]) if data.get("name") == "synthetic" else 3
+    shape_len = len(_sample_shape(data) or (0, 0, 0))
     _check_model(problems, cfg["model"], shape_len)
     _check_optim(problems, cfg["optim"])
     tr = cfg["trainer"]
@@ -196,6 +204,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         )
     if not problems:
         _check_model_fits_data(problems, cfg)
+        _check_fits_memory(problems, data)
     if problems:
         raise ConfigError(problems)
 
@@ -231,9 +240,48 @@ def _check_compile(problems: list[str], fw: Mapping[str, Any]) -> None:
 
 def _check_model_fits_data(problems: list[str], cfg: Mapping[str, Any]) -> None:
     """Builds the spec against the data's sample shape, so e.g. too much pooling fails up front."""
-    data = cfg["data"]
-    shape = {"digits": (8, 8, 1), "idx": (28, 28, 1)}.get(data["name"]) or tuple(data["shape"])
+    shape = _sample_shape(cfg["data"])
     try:
-        build_spec(cfg["model"], shape, 10)
+        build_spec(cfg["model"], shape or (8, 8, 1), 10)
     except ValueError as e:
         problems.append(str(e))
+
+
+def _sample_shape(data: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """One sample's shape, known before loading; None when the data is not readable (reported apart)."""
+    if data.get("name") == "shards":
+        try:
+            return read_manifest(data.get("path")).sample_shape
+        except DataError:
+            return None
+    return {"digits": (8, 8, 1), "idx": (28, 28, 1)}.get(data["name"]) or tuple(data["shape"])
+
+
+def memory_available() -> int:
+    """Bytes a new process may still take: the machine's available memory, or less under a cgroup limit."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    try:  # cgroup v2: a container's limit is lower than what the machine shows
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit != "max":
+            used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def _check_fits_memory(problems: list[str], data: Mapping[str, Any]) -> None:
+    """Refuses an in-memory dataset larger than the memory left, before any run: it would die inside the trial."""
+    needed = memory_needed(data)
+    if needed is None:
+        return
+    available = memory_available()
+    if needed > available:
+        key, value = ("data.num_samples", data["num_samples"]) if data["name"] == "synthetic" else ("data.path", data.get("path"))
+        problems.append(
+            f"Expected data={data['name']} to fit in memory: {key}={value!r} needs about {needed:,} bytes ({needed / 2**30:.1f} GiB: the arrays "
+            f"and their split copies), {available:,} bytes ({available / 2**30:.1f} GiB) are available. Stream it from disk instead: "
+            f"`arena-data make {data['name']} ... --out DIR`, then `arena data=shards data.path=DIR`"
+        )

@@ -21,7 +21,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class TrainSettings:
     precision: str = "fp32"  # "fp32" | "bf16" (mixed: bf16 compute, fp32 weights)
     compile: bool = False  # torch.compile / XLA (tf.function(jit_compile=True), Keras jit_compile)
     log_every_n_steps: int = 0  # on_step_end every n steps; 0: never
+    input_workers: int = 0  # data.workers: the input pipeline's workers when the data is streamed (data=shards)
+    streamed: bool = False  # the training split comes from disk through the framework's input pipeline
 
 
 class Trainer(ABC):
@@ -132,6 +134,30 @@ class Trainer(ABC):
         The callable takes a float32 numpy batch and returns only once the result is on the host
         (so a timer around it measures the work, not the queueing), in the compile mode trained with.
         """
+
+    def input_pipeline(self, split: Any, epoch: int) -> Iterator[tuple[Any, Any]]:
+        """The framework's input pipeline over a streamed split's 0-based ``epoch``, as ``fit`` reads it.
+
+        Args:
+            split: a ``shards.StreamedSplit``.
+        """
+        raise NotImplementedError(f"{self.label} has no input pipeline for streamed data")
+
+    def measure_input(self, split: Any, seconds: float = 2.0) -> float:
+        """Samples per second of :meth:`input_pipeline` alone, no model: what training could reach at most.
+
+        The first batch (workers starting, tracing) is left out; at most ``seconds`` of the first epoch are read.
+        """
+        batches = self.input_pipeline(split, 0)
+        next(batches, None)
+        samples, start = 0, time.perf_counter()
+        for _, y in batches:
+            samples += len(y)
+            if time.perf_counter() - start >= seconds:
+                break
+        elapsed = time.perf_counter() - start
+        del batches  # stops the pipeline's workers
+        return samples / elapsed if samples else math.nan
 
     def gpu_peak_mem_mb(self) -> float | None:
         """Peak memory the framework allocated on the GPU, in MiB; ``None`` when not on a GPU."""

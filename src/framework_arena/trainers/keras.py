@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from framework_arena import data as data_lib
-from framework_arena import models, names
+from framework_arena import models, names, shards
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, Stopwatch, Trainer, end_epoch, pin
@@ -97,6 +97,7 @@ class _Reporter(keras.callbacks.Callback):
         self.epoch = 0
         self.last_step_end = 0.0
         self.lock = threading.Lock()
+        self.signatures: dict[int, int] = {}  # step -> batch signature, when the data is streamed
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self.epoch = epoch
@@ -110,6 +111,8 @@ class _Reporter(keras.callbacks.Callback):
             self.stopwatch.step_end(self.sizes[batch])
             if batch == self.steps - 1:
                 self.last_step_end = self.stopwatch.clock()
+        if logs and "batch_signature" in logs:
+            self.signatures[batch] = int(round(float(logs["batch_signature"])))
         step = self.epoch * self.steps + batch + 1
         if self.log_every and step % self.log_every == 0 and logs:
             # Keras' batch-end loss is already the running mean of the epoch.
@@ -118,8 +121,53 @@ class _Reporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
         timing = self.stopwatch.epoch_end(now=self.last_step_end)
+        if self.signatures:
+            timing["train_order_crc"] = shards.order_crc([self.signatures[b] for b in sorted(self.signatures)])
+            self.signatures = {}
         # fit has validated already (validation_data): the figures are only read from its logs.
         end_epoch(self.callback, epoch + 1, logs["loss"], logs["accuracy"], timing, lambda: (logs["val_loss"], logs["val_accuracy"]))
+
+
+class _Batches(keras.utils.PyDataset):
+    """One epoch's batches of a sharded dataset as a Keras ``PyDataset``: item ``i`` is batch ``i``.
+
+    The same input on every back end (Keras' own supported way to stream from Python), so Keras on
+    tensorflow, torch and jax read alike; on tensorflow, Keras wraps it in a ``tf.data`` pipeline
+    itself. ``workers`` threads read batches ahead; Keras' ordered enqueuer keeps their order.
+    """
+
+    def __init__(self, batches: shards.EpochBatches, workers: int) -> None:
+        super().__init__(workers=max(1, workers), use_multiprocessing=False, max_queue_size=8)
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.batches[index]
+
+
+class _BatchSignature(keras.metrics.Metric):
+    """``shards.batch_signature`` of the labels of the batch just trained on, computed inside the step.
+
+    What Keras really fed the model, in the order it did: the reporter turns the per-step values
+    into the epoch's ``train_order_crc``, which the other frameworks compute on their own batches.
+    """
+
+    def __init__(self, name: str = "batch_signature") -> None:
+        super().__init__(name=name)
+        self.value = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="value")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "float32")
+        position = keras.ops.cast(keras.ops.mod(keras.ops.arange(keras.ops.shape(y)[0]), 97) + 1, "float32")
+        self.value.assign(keras.ops.sum((y + 1.0) * position))
+
+    def result(self) -> Any:
+        return self.value
+
+    def reset_state(self) -> None:
+        self.value.assign(0.0)
 
 
 class KerasTrainer(Trainer):
@@ -201,12 +249,45 @@ class KerasTrainer(Trainer):
             self.model.compile(
                 optimizer=_optimizer(self.settings.optim),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), *([_BatchSignature()] if self.settings.streamed else [])],
                 jit_compile=self._jit_compile(),
             )
         return sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
 
+    def py_dataset(self, split: shards.StreamedSplit, epoch: int) -> _Batches:
+        s = self.settings
+        return _Batches(split.batches(s.batch_size, s.seed, epoch), s.input_workers)
+
+    def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
+        # The adapter model.fit wraps a PyDataset in, with its worker threads (Keras has no public iterator).
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        return PyDatasetAdapter(self.py_dataset(split, epoch)).get_numpy_iterator()
+
+    def _fit_streamed(self, data: Dataset, callback: Callback) -> None:
+        s = self.settings
+        n = len(data.train)
+        plan = data.train.batches(s.batch_size, s.seed, 0).plan
+        stopwatch = self._stopwatch(n)
+        reporter = _Reporter(callback, stopwatch, plan.sizes(), s.log_every_n_steps)
+        with self._scope():
+            for epoch in range(s.epochs):
+                # One fit call per epoch, each on that epoch's PyDataset (the shared order: fit must not shuffle).
+                self.model.fit(
+                    self.py_dataset(data.train, epoch),
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    validation_data=(data.val.x, data.val.y),
+                    validation_batch_size=EVAL_BATCH_SIZE,
+                    shuffle=False,
+                    callbacks=[reporter],
+                    verbose=0,
+                )
+        callback.on_train_end(stopwatch.end_logs())
+
     def fit(self, data: Dataset, callback: Callback) -> None:
+        if data.streamed:
+            return self._fit_streamed(data, callback)
         s = self.settings
         x, y = data.train.x, data.train.y
         n = len(y)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from framework_arena import data as d
 from framework_arena import models as m
-from framework_arena import names
+from framework_arena import names, shards
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.trainers._tf_optim import make_optimizer
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, RunningLoss, Trainer, end_epoch, pin
@@ -184,7 +184,80 @@ class TensorFlowTrainer(Trainer):
         """Sum of each step's mean loss times its batch size, in float64: one read-back."""
         return float(np.dot(tf.stack(losses).numpy().astype(np.float64), sizes))
 
+    def dataset(self, split: shards.StreamedSplit, epoch: int) -> tf.data.Dataset:
+        """The 0-based epoch's batches of a streamed split as a ``tf.data`` pipeline.
+
+        Batch indices are mapped to batches in parallel (``num_parallel_calls=AUTOTUNE``; each call
+        gathers its rows from the memory-mapped shards in numpy), kept in order
+        (``deterministic=True``: the shared order) and prefetched (``AUTOTUNE``). The batches are
+        made by the shared plan rather than by ``Dataset.shuffle().batch()``, whose buffer-based
+        shuffle no other framework could reproduce.
+        """
+        s = self.settings
+        batches = split.batches(s.batch_size, s.seed, epoch)
+        x_shape = [None, *split.sample_shape]
+
+        def read(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = tf.numpy_function(lambda i: batches[int(i)], [index], (tf.float32, tf.int64), stateful=False)
+            return tf.ensure_shape(x, x_shape), tf.ensure_shape(y, [None])
+
+        pipeline = tf.data.Dataset.range(len(batches)).map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return pipeline.prefetch(tf.data.AUTOTUNE)
+
+    def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
+        return iter(self.dataset(split, epoch))
+
+    def _fit_streamed(self, data: d.Dataset, callback: Callback) -> None:
+        s = self.settings
+        n = len(data.train)
+        losses: list[tf.Tensor] = []
+
+        def sync() -> None:
+            if losses:
+                losses[-1].numpy()
+
+        stopwatch = self._stopwatch(n, sync)
+        train_step = self._train_fn.get_concrete_function()
+        log_every = s.log_every_n_steps
+        for epoch in range(1, s.epochs + 1):
+            losses, sizes, signatures = [], [], []
+            outputs: list[tf.Tensor] = []
+            labels: list[tf.Tensor] = []
+            correct = 0
+            running = RunningLoss(callback, self._loss_sum)
+            stopwatch.epoch_start()
+            for xb, yb in self.dataset(data.train, epoch - 1):
+                signatures.append(shards.batch_signature(yb.numpy()))
+                loss, logits = train_step(xb, yb)
+                losses.append(loss)
+                outputs.append(logits)
+                labels.append(yb)
+                sizes.append(int(yb.shape[0]))
+                stopwatch.step_end(sizes[-1])
+                if len(outputs) == 256:  # the accuracy is reduced in blocks: memory stays flat however long the epoch
+                    correct += self._correct(outputs, labels)
+                if log_every and stopwatch.step % log_every == 0:
+                    running.report(stopwatch.step, losses, sizes)
+            timing = {**stopwatch.epoch_end(), "train_order_crc": shards.order_crc(signatures)}
+            correct += self._correct(outputs, labels)
+            train_loss = self._loss_sum(losses, sizes) / n
+            end_epoch(callback, epoch, train_loss, correct / n, timing, lambda: self.evaluate(data.val.x, data.val.y))
+        callback.on_train_end(stopwatch.end_logs())
+
+    @staticmethod
+    def _correct(outputs: list[tf.Tensor], labels: list[tf.Tensor]) -> int:
+        """Correct predictions in the kept steps' logits, which are then dropped."""
+        if not outputs:
+            return 0
+        predicted = tf.argmax(tf.concat(outputs, axis=0), axis=1)
+        count = int(tf.math.count_nonzero(predicted == tf.concat(labels, axis=0)))
+        outputs.clear()
+        labels.clear()
+        return count
+
     def fit(self, data: d.Dataset, callback: Callback) -> None:
+        if data.streamed:
+            return self._fit_streamed(data, callback)
         s = self.settings
         x_train, y_train = data.train.x.astype(np.float32, copy=False), data.train.y.astype(np.int64, copy=False)
         n = len(y_train)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from framework_arena import models as m
-from framework_arena import names
+from framework_arena import names, shards
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, epoch_order
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, NameMap, RunningLoss, Trainer, end_epoch, pin
@@ -124,6 +124,25 @@ def build_module(spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]]) -> 
     return nn.Sequential(*mods)
 
 
+class _Batches(torch.utils.data.Dataset):
+    """One epoch's batches of a sharded dataset as a map-style Dataset: item ``i`` is batch ``i``.
+
+    The DataLoader takes it with ``batch_size=None`` (the batches are made here, in the shared
+    block-shuffled order); with workers each reads whole batches from its own memory maps and the
+    loader hands them over in index order.
+    """
+
+    def __init__(self, batches: shards.EpochBatches) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.batches[index]
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
 class TorchTrainer(Trainer):
     framework = "torch"
     device: torch.device = torch.device("cpu")
@@ -173,7 +192,57 @@ class TorchTrainer(Trainer):
         """Sum of each step's mean loss times its batch size: one kernel and one host sync."""
         return float(torch.stack(losses).float() @ torch.tensor(sizes, dtype=torch.float32, device=self.device))
 
+    def loader(self, split: shards.StreamedSplit, epoch: int) -> torch.utils.data.DataLoader:
+        """The epoch's (0-based) batches of a streamed split through a DataLoader with ``data.workers`` workers."""
+        s = self.settings
+        return torch.utils.data.DataLoader(
+            _Batches(split.batches(s.batch_size, s.seed, epoch)),
+            batch_size=None,
+            shuffle=False,
+            num_workers=s.input_workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if s.input_workers else None,
+        )
+
+    def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
+        return iter(self.loader(split, epoch))
+
+    def _fit_streamed(self, data: Dataset, callback: Callback) -> None:
+        s = self.settings
+        n = len(data.train)
+        stopwatch = self._stopwatch(n, self._sync)
+        val = self._tensors(data.val.x, data.val.y)
+        model, opt, log_every = self.compiled, self.optimizer, s.log_every_n_steps
+        for epoch in range(1, s.epochs + 1):
+            self.model.train()
+            losses, sizes, signatures = [], [], []
+            correct = torch.zeros((), dtype=torch.int64, device=self.device)  # on the device: no sync per step
+            running = RunningLoss(callback, self._loss_sum)
+            stopwatch.epoch_start()
+            for xb, yb in self.loader(data.train, epoch - 1):
+                signatures.append(shards.batch_signature(yb.numpy()))
+                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+                with self._autocast():
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+                sizes.append(len(yb))
+                correct += (logits.detach().argmax(dim=1) == yb).sum()
+                stopwatch.step_end(len(yb))
+                if log_every and stopwatch.step % log_every == 0:
+                    running.report(stopwatch.step, losses, sizes)
+            timing = {**stopwatch.epoch_end(), "train_order_crc": shards.order_crc(signatures)}
+            with torch.no_grad():
+                train_loss = self._loss_sum(losses, sizes) / n
+            end_epoch(callback, epoch, train_loss, int(correct) / n, timing, lambda: self._evaluate(*val))
+        callback.on_train_end(stopwatch.end_logs())
+
     def fit(self, data: Dataset, callback: Callback) -> None:
+        if data.streamed:
+            return self._fit_streamed(data, callback)
         s = self.settings
         n = len(data.train.y)
         stopwatch = self._stopwatch(n, self._sync)
