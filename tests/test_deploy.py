@@ -53,7 +53,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registered: Path, tmp_path: Path) -> None:
+def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = f"sqlite:///{registered / 'mlflow.db'}"
     client = MlflowClient(store)
     versions = {v.name: v for v in client.search_model_versions()}
@@ -69,7 +69,7 @@ def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registe
     run = client.get_run(champion.run_id)
     assert (run.data.tags["arena.framework"] + (f"-{run.data.tags['arena.backend']}" if "arena.backend" in run.data.tags else "")) == winner
 
-    mlflow.set_tracking_uri(store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # as a user would; set_tracking_uri would outlive the test
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     example = json.loads(
         (Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "m"))) / "serving_input_example.json").read_text()

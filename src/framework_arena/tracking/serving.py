@@ -14,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from framework_arena.tracking.models import run_model_id
-from framework_arena.tracking.store import metric_batch, tag_batch
+from framework_arena.tracking.store import global_store, metric_batch, tag_batch
 
 
 def fetch_model(uri: str, run_id: str, dst: Path) -> tuple[str, Path] | None:
@@ -30,9 +30,8 @@ def fetch_model(uri: str, run_id: str, dst: Path) -> tuple[str, Path] | None:
     if model_id is None:
         return None
     dst.mkdir(parents=True, exist_ok=True)
-    # The store is passed, not set globally: set_tracking_uri exports MLFLOW_TRACKING_URI, and every
-    # later subprocess of the caller (a notebook's next `arena`) would then log to this store.
-    folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst), tracking_uri=uri, registry_uri=uri)
+    with global_store(uri):  # models:/ URIs resolve through the global store only
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(dst))
     return model_id, Path(folder)
 
 

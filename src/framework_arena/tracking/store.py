@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
@@ -41,6 +42,27 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+@contextmanager
+def global_store(uri: str) -> Iterator[None]:
+    """Points MLflow's process-wide store at ``uri`` for the block, then puts back what was there.
+
+    For the calls that resolve the store only from global state (``models:/`` URIs: the
+    ModelsArtifactRepository ignores ``download_artifacts(tracking_uri=...)``). ``set_tracking_uri``
+    also exports ``MLFLOW_TRACKING_URI``: left set, a notebook's next ``arena`` would log to this store.
+    """
+    from mlflow.tracking._tracking_service import utils  # the one place that holds the global URI
+
+    var = "MLFLOW_TRACKING_URI"
+    before_uri, before_env = utils._tracking_uri, os.environ.get(var)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before_uri)  # None unsets the variable it exported...
+        if before_env is not None:
+            os.environ[var] = before_env  # ...and the user's own value comes back
 
 
 def offline_dir(run_id: str) -> str:
