@@ -150,6 +150,25 @@ def test_epoch_plan_reads_every_row_once_in_a_seeded_block_order(small: Path) ->
     assert not np.array_equal(epoch[0][1], split.batches(128, seed=0, epoch=1)[0][1])
 
 
+def test_num_samples_trains_on_the_first_rows_and_is_resolved_from_the_manifest(small: Path) -> None:
+    from conftest import compose
+
+    from framework_arena.errors import ConfigError
+    from framework_arena.trial import resolve_trial
+
+    split = shards.StreamedSplit(shards.read_manifest(small), rows=1500)  # shards of 700: two whole, 100 of the third
+    assert len(split) == 1500 and split.shard_rows == [700, 700, 100]
+    epoch = split.batches(128, seed=0, epoch=0)
+    y = np.concatenate([epoch[i][1] for i in range(len(epoch))])
+    first = np.concatenate([np.load(small / f"train-0000{i}-y.npy") for i in range(3)])[:1500]
+    assert np.array_equal(np.sort(y), np.sort(first))  # exactly the first 1,500 rows, each once
+    every = resolve_trial(compose(["data=shards", f"data.path={small}"]))
+    assert every.data["num_samples"] == 3000  # logged as the param data.num_samples: compare reads the size from the run
+    assert resolve_trial(compose(["data=shards", f"data.path={small}", "data.num_samples=1500"])).data["num_samples"] == 1500
+    with pytest.raises(ConfigError, match=r"Expected data.num_samples between 1 and the dataset's 3,000 training rows .* Received: data.num_samples=5000"):
+        resolve_trial(compose(["data=shards", f"data.path={small}", "data.num_samples=5000"]))
+
+
 def test_too_large_in_memory_data_is_refused_before_any_run(tmp_path: Path) -> None:
     proc = run_arena(["data=synthetic", "data.num_samples=100000000000"], tmp_path)
     output = proc.stdout + proc.stderr  # Hydra's log goes to stdout
