@@ -72,3 +72,20 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
     for key in ("train_samples_per_s", "time_to_first_step_s", "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s", "peak_rss_mb"):
         assert row[key] > 0, key
     assert "| torch bf16 |" in out.read_text()
+
+
+def test_input_pipeline_smoke_gives_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "input_pipeline.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "input_pipeline.py"), "--smoke", "--frameworks", "torch", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = {f["figure"]: f for f in _json_lines(proc.stdout)}
+    expected = {"stream_ratio", "streamed_samples_per_s", "in_memory_samples_per_s", "input_samples_per_s", "input_share", "input_ceiling"}
+    assert set(figures) == expected and all(f["framework"] == "torch" and f["value"] > 0 for f in figures.values())
+    lo, hi = figures["stream_ratio"]["ci90"]
+    assert lo <= figures["stream_ratio"]["value"] <= hi and figures["stream_ratio"]["target"] == ">= 0.9"
+    ratio = figures["streamed_samples_per_s"]["value"] / figures["in_memory_samples_per_s"]["value"]
+    assert 0.5 * ratio < figures["stream_ratio"]["value"] < 2 * ratio  # the paired median, near the pooled one
+    text = out.read_text()
+    assert "## Machine" in text and "Load average" in text and "| torch |" in text and '"figure": "stream_ratio"' in text

@@ -198,11 +198,11 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
         store,
         {
             "torch": [
-                {**small, "train_samples_per_s": 500},
-                {**large, "train_samples_per_s": 400},
-                {"param:data.num_samples": 1000000, "train_samples_per_s": 50},
+                {**small, "train_samples_per_s": 500, "peak_rss_mb": 400},
+                {**large, "train_samples_per_s": 400, "peak_rss_mb": 600},
+                {"param:data.num_samples": 1000000, "train_samples_per_s": 50, "peak_rss_mb": 2000},
             ],
-            "tensorflow": [{**small, "train_samples_per_s": 300}, {**large, "train_samples_per_s": 800}],
+            "tensorflow": [{**small, "train_samples_per_s": 300, "peak_rss_mb": 500}, {**large, "train_samples_per_s": 800, "peak_rss_mb": 500}],
         },
     )
     ranking = _rank(store, tmp_path, {"large_data": 1})
@@ -211,6 +211,20 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
     assert rows["tensorflow"].total == pytest.approx(1.0) and rows["torch"].total == pytest.approx(0.5)
     crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((tmp_path / "report" / "criteria.csv").open())}
     assert float(crit[("large_data", "torch")]["value"]) == 400 and "data.num_samples=100000" in crit[("large_data", "torch")]["note"]
+    # How the curve got there, from the smallest to the largest size both ran.
+    assert "mlp/digits: from 1,000 to 100,000, throughput x0.80, peak memory x1.50" in crit[("large_data", "torch")]["note"]
+    assert "mlp/digits: from 1,000 to 100,000, throughput x2.67, peak memory x1.00" in crit[("large_data", "tensorflow")]["note"]
+    curve = [
+        (r["framework"], r["size"], r["train_samples_per_s"], r["peak_rss_mb"], r["every_framework_ran"])
+        for r in csv.DictReader((tmp_path / "report" / "scaling.csv").open())
+    ]
+    assert curve == [
+        ("tensorflow", "1000", "300.0", "500.0", "True"),
+        ("tensorflow", "100000", "800.0", "500.0", "True"),
+        ("torch", "1000", "500.0", "400.0", "True"),
+        ("torch", "100000", "400.0", "600.0", "True"),
+        ("torch", "1000000", "50.0", "2000.0", "False"),
+    ]
     assert (tmp_path / "report" / "plots" / "scaling.png").exists()
 
 

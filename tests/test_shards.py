@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_arena
+from conftest import run_arena, run_compare
 from mlflow.tracking import MlflowClient
 
 from framework_arena import shards
@@ -150,6 +152,25 @@ def test_epoch_plan_reads_every_row_once_in_a_seeded_block_order(small: Path) ->
     assert not np.array_equal(epoch[0][1], split.batches(128, seed=0, epoch=1)[0][1])
 
 
+def test_num_samples_trains_on_the_first_rows_and_is_resolved_from_the_manifest(small: Path) -> None:
+    from conftest import compose
+
+    from framework_arena.errors import ConfigError
+    from framework_arena.trial import resolve_trial
+
+    split = shards.StreamedSplit(shards.read_manifest(small), rows=1500)  # shards of 700: two whole, 100 of the third
+    assert len(split) == 1500 and split.shard_rows == [700, 700, 100]
+    epoch = split.batches(128, seed=0, epoch=0)
+    y = np.concatenate([epoch[i][1] for i in range(len(epoch))])
+    first = np.concatenate([np.load(small / f"train-0000{i}-y.npy") for i in range(3)])[:1500]
+    assert np.array_equal(np.sort(y), np.sort(first))  # exactly the first 1,500 rows, each once
+    every = resolve_trial(compose(["data=shards", f"data.path={small}"]))
+    assert every.data["num_samples"] == 3000  # logged as the param data.num_samples: compare reads the size from the run
+    assert resolve_trial(compose(["data=shards", f"data.path={small}", "data.num_samples=1500"])).data["num_samples"] == 1500
+    with pytest.raises(ConfigError, match=r"Expected data.num_samples between 1 and the dataset's 3,000 training rows .* Received: data.num_samples=5000"):
+        resolve_trial(compose(["data=shards", f"data.path={small}", "data.num_samples=5000"]))
+
+
 def test_too_large_in_memory_data_is_refused_before_any_run(tmp_path: Path) -> None:
     proc = run_arena(["data=synthetic", "data.num_samples=100000000000"], tmp_path)
     output = proc.stdout + proc.stderr  # Hydra's log goes to stdout
@@ -218,3 +239,37 @@ def test_streamed_memory_stays_flat_on_a_dataset_20_times_larger(tmp_path: Path)
     small, large = by_size["small"], by_size["large"]
     assert small["val_accuracy"] > 0.9 and large["val_accuracy"] > 0.9  # both learn
     assert large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"], (small["peak_rss_mb"], large["peak_rss_mb"])
+
+
+@pytest.mark.slow
+def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Path) -> None:
+    # experiment=scaling on one sharded dataset: 2 frameworks x its first 1,500 and all 3,000 rows.
+    sizes = ["framework=torch,tensorflow", "data.num_samples=1500,3000", "trainer.batch_size=128"]
+    common = ["experiment=scaling", "data=shards", f"data.path={small}", "data.workers=0", "tracking.log_model=false"]
+    proc = run_arena([*common, *sizes], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("scaling").experiment_id
+    trials = client.search_runs([exp], filter_string="tags.`arena.kind` = 'trial'")
+    logged = sorted((r.data.tags["arena.framework"], r.data.params["data.num_samples"]) for r in trials)
+    assert logged == [("tensorflow", "1500"), ("tensorflow", "3000"), ("torch", "1500"), ("torch", "3000")]
+    assert all(r.data.metrics["val_accuracy"] > 0.9 and r.data.metrics["train_samples_per_s"] > 0 for r in trials)
+
+    # The shared machine may tag runs contended: keep them, this test checks the arithmetic's inputs.
+    args = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "select.experiment=scaling", "select.include_contended=true", "report.run_name=scaling"]
+    proc = run_compare([*args, f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [run] = client.search_runs([exp], "tags.`arena.kind` = 'comparison'")
+    read = lambda name: list(csv.DictReader(io.StringIO(Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text())))  # noqa: E731
+    metrics = {(r.data.tags["arena.framework"], r.data.params["data.num_samples"]): r.data.metrics for r in trials}
+    curve = {(r["framework"], r["size"]): r for r in read("scaling.csv")}
+    assert sorted(curve) == sorted(metrics) and {r["size_key"] for r in curve.values()} == {"data.num_samples"}
+    for key, point in curve.items():  # one run per point: its median is the run's own figure
+        assert float(point["train_samples_per_s"]) == pytest.approx(metrics[key]["train_samples_per_s"])
+        assert float(point["peak_rss_mb"]) == pytest.approx(metrics[key]["peak_rss_mb"])
+    large = {r["framework"]: r for r in read("criteria.csv") if r["criterion"] == "large_data"}
+    for framework, cell in large.items():
+        assert float(cell["value"]) == pytest.approx(metrics[(framework, "3000")]["train_samples_per_s"])
+        speed = metrics[(framework, "3000")]["train_samples_per_s"] / metrics[(framework, "1500")]["train_samples_per_s"]
+        assert "data.num_samples=3000" in cell["note"] and f"from 1,500 to 3,000, throughput x{speed:.2f}" in cell["note"]
+    assert "scaling.png" in {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}

@@ -87,6 +87,9 @@ class ShardsConfig:
     name: str = "shards"
     path: Optional[str] = None  # a folder made by `arena-data make` (framework_arena/shard_writer.py)
     workers: int = 2  # input-pipeline workers: DataLoader num_workers, Keras PyDataset workers; tf.data: AUTOTUNE
+    # Train on the first N training rows only (scaling sweeps grow N on one dataset). None: every row;
+    # the launcher fills in the manifest's count, so each run logs the rows it trained on.
+    num_samples: Optional[int] = None
 
 
 @dataclass

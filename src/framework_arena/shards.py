@@ -165,12 +165,22 @@ def verify(path: str | Path) -> Manifest:
 
 
 class StreamedSplit:
-    """The training split of a sharded dataset: shards memory-mapped on demand, never loaded whole."""
+    """The training split of a sharded dataset: shards memory-mapped on demand, never loaded whole.
 
-    def __init__(self, manifest: Manifest, split: str = "train") -> None:
+    ``rows`` keeps only the split's first rows (whole shards, then part of one): a scaling sweep
+    grows it on one dataset, and the block shuffle covers exactly those rows.
+    """
+
+    def __init__(self, manifest: Manifest, split: str = "train", rows: int | None = None) -> None:
         self.manifest = manifest
-        self.shards = list(manifest.splits[split])
-        self.shard_rows = [int(s["rows"]) for s in self.shards]
+        self.shards, self.shard_rows = [], []
+        left = manifest.rows(split) if rows is None else int(rows)
+        for shard in manifest.splits[split]:
+            if left <= 0:
+                break
+            self.shards.append(shard)
+            self.shard_rows.append(min(int(shard["rows"]), left))
+            left -= self.shard_rows[-1]
         self.sample_shape = manifest.sample_shape
         self._open: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
@@ -300,11 +310,11 @@ def load(cfg: Mapping[str, Any], seed: int = 0) -> Dataset:
     """The dataset of ``data=shards``: a :class:`StreamedSplit` to train on, validation and test in memory.
 
     Args:
-        cfg: the resolved ``data`` config (``path``).
+        cfg: the resolved ``data`` config (``path``; ``num_samples``: the first training rows to use).
         seed: unused: the splits were made by ``arena-data make``.
     """
     manifest = read_manifest(cfg.get("path"))
-    train = StreamedSplit(manifest)
+    train = StreamedSplit(manifest, rows=cfg.get("num_samples"))
     return Dataset("shards", train, _in_memory(manifest, "val"), _in_memory(manifest, "test"), manifest.num_classes)  # type: ignore[arg-type]
 
 

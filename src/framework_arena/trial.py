@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from framework_arena import cores, identity, platform, validation
 from framework_arena.names import label
+from framework_arena.shards import read_manifest
 
 
 def resolve_threads(threads: int, parallel: int = 1) -> int:
@@ -183,6 +184,11 @@ def resolve_trial(cfg: Any, parallel: int = 1) -> Trial:
     resolved = plain(cfg)
     validation.validate(resolved)
     resolved["trainer"]["threads"] = resolve_threads(resolved["trainer"]["threads"], parallel)
+    data = resolved["data"]
+    if data["name"] == "shards" and data.get("num_samples") is None:
+        # The rows trained on, from the manifest, so that the run logs its size (data.num_samples)
+        # as an in-memory run does and arena-compare reads the scaling curve from runs only.
+        data["num_samples"] = read_manifest(data["path"]).rows("train")
     if "platform" in resolved:
         resolved["tracking"] = tracking_target(resolved)
         resolved["platform"] = {"name": platform.active(resolved["platform"])}

@@ -58,9 +58,13 @@ def _check_model(problems: list[str], model: Mapping[str, Any], data_shape_len: 
 def _check_data(problems: list[str], data: Mapping[str, Any]) -> None:
     if data.get("name") == "shards":
         try:
-            read_manifest(data.get("path"))
+            rows = read_manifest(data.get("path")).rows("train")
         except DataError as e:
             problems.append(str(e))
+            rows = None
+        n = data.get("num_samples")
+        if n is not None and rows is not None:
+            expect(problems, 1 <= n <= rows, "data.num_samples", n, f"between 1 and the dataset's {rows:,} training rows (or null: every row)")
         expect(problems, data.get("workers", 0) >= 0, "data.workers", data.get("workers"), ">= 0 (0: batches are read in the training process)")
         return
     val = data.get("val_fraction", 0.0)

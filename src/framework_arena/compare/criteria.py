@@ -85,7 +85,7 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median train_samples_per_s at the largest dataset (data.num_samples) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more",
+            "median train_samples_per_s at the largest dataset (data.num_samples; data=shards: the training rows used) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more. The note gives the curve: from the smallest to the largest common size, throughput and peak memory at the largest / at the smallest (scaling.csv, the scaling figure)",
             large_data,
         ),
         Criterion(

@@ -1,10 +1,13 @@
-"""The comparison as CSV files: ranking, criteria (the aggregate), workloads (per workload), runs."""
+"""The comparison as CSV files: ranking, criteria (the aggregate), workloads (per workload), runs, and
+scaling (the curve behind large_data, when the runs vary a size)."""
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
+from framework_arena.compare import scaling
 from framework_arena.compare.criteria import CRITERIA
 from framework_arena.compare.sections import Report, score_text
 
@@ -56,4 +59,29 @@ def write_csv(rep: Report, folder: Path) -> list[Path]:
         label = {t.run_id: ws.label for ws in rk.workloads for d in ws.runs.groups.values() for t in d.trials}
         for t in rep.selection.trials:
             w.writerow([t.group, t.run_id, t.run_name, t.model, t.data, t.seed, label.get(t.run_id, "")])
+    curves = scaling.curves(rk.workloads)
+    if curves:  # the scaling curve behind large_data and the scaling figure
+        paths["scaling"] = folder / "scaling.csv"
+        with paths["scaling"].open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["family", "framework", "size_key", "size", "train_samples_per_s", "peak_rss_mb", "runs", "every_framework_ran"])
+            key = scaling.size_key(rk.workloads)
+            for c in curves:
+                for p in c.points:
+                    w.writerow(
+                        [
+                            c.family,
+                            c.group,
+                            key,
+                            int(p.size) if p.size.is_integer() else p.size,
+                            _nan_blank(p.throughput),
+                            _nan_blank(p.memory),
+                            p.runs,
+                            p.common,
+                        ]
+                    )
     return list(paths.values())
+
+
+def _nan_blank(value: float) -> float | str:
+    return "" if math.isnan(value) else value

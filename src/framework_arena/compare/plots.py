@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from framework_arena.compare import scaling as scaling_curves
 from framework_arena.compare.aggregate import WorkloadScores
 from framework_arena.compare.criteria import CRITERIA, Cell
 from framework_arena.compare.rank import Ranking
@@ -110,30 +111,27 @@ def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | N
 
 
 def scaling(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
-    """Throughput and memory against the size the runs vary, one line per framework and family
-    (the workload but its size)."""
-    size_key = next((d.size_key for w in workloads for d in w.runs.groups.values()), None)
-    if not size_key:
+    """Throughput and peak memory against the size the runs vary, one line per framework and family
+    (the workload but its size: compare/scaling.py); hollow markers where not every framework ran."""
+    lines = scaling_curves.curves(workloads)
+    if not lines:
         return None
-    lines: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    for w in workloads:
-        family = f"{w.runs.workload.model}/{w.runs.workload.data}"
-        for g in w.runs.groups:
-            size = w.runs.groups[g].sizes[0]
-            speed, memory = w.values["train_throughput"][g], w.values["peak_memory"][g]
-            lines.setdefault((g, family), []).append((size, math.nan if speed is None else speed, math.nan if memory is None else memory))
     plt = _plt()
-    colors = _colors(sorted({g for g, _ in lines}))
-    families = sorted({f for _, f in lines})
-    styles = {f: ["o-", "s--", "^:", "d-."][i % 4] for i, f in enumerate(families)}
+    colors = _colors(sorted({c.group for c in lines}))
+    families = sorted({c.family for c in lines})
+    styles = {f: (["o", "s", "^", "d"][i % 4], ["-", "--", ":", "-."][i % 4]) for i, f in enumerate(families)}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for (g, family), points in sorted(lines.items()):
-        points.sort()
-        for ax, col in ((axes[0], 1), (axes[1], 2)):
-            ax.plot([p[0] for p in points], [p[col] for p in points], styles[family], color=colors[g], label=f"{g} · {family}" if len(families) > 1 else g)
+    for c in lines:
+        marker, line = styles[c.family]
+        sizes = [p.size for p in c.points]
+        for ax, values in ((axes[0], [p.throughput for p in c.points]), (axes[1], [p.memory for p in c.points])):
+            ax.plot(sizes, values, line, color=colors[c.group], label=f"{c.group} · {c.family}" if len(families) > 1 else c.group)
+            for p, v in zip(c.points, values):
+                ax.plot([p.size], [v], marker, color=colors[c.group], markerfacecolor=colors[c.group] if p.common else "none")
     for ax in axes:
         ax.set_xscale("log")
-    return _finish_pair(fig, axes, (size_key, size_key), ("training throughput, samples/s", "peak resident memory, MB"), path)
+    key = scaling_curves.size_key(workloads) or "size"
+    return _finish_pair(fig, axes, (key, key), ("training throughput, samples/s", "peak resident memory, MB"), path)
 
 
 def _profile_curves(ranking: Ranking) -> dict[str, dict[str, list[float]]]:

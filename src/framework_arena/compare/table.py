@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from framework_arena.compare import scaling
 from framework_arena.compare.aggregate import Aggregate, WorkloadScores
 from framework_arena.compare.criteria import CRITERIA, Cell, Criterion, code_size_cell, fmt, license_cell, serve_note
 from framework_arena.compare.measures import GroupData
@@ -54,6 +55,7 @@ def _aggregate_cell(crit: Criterion, group: str, agg: Aggregate) -> Cell:
         notes.append(f"geometric mean over {len(chosen)} workloads: " + ", ".join(w.label for w in chosen))
     if crit.key == "large_data":
         notes += sorted({n for n in map(_size_note, chosen) if n})
+        notes += scaling.notes(agg.workloads, group)  # how it got there: the curve from the smallest common size
     return Cell(value, display, sum(w.runs.groups[group].n for w in chosen), "; ".join(notes))
 
 
