@@ -136,7 +136,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="a few seconds of work per framework: checks the script")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset of torch,tensorflow,keras")
     ap.add_argument("--threads", type=int, default=1, help="trainer.threads (default 1: steadier on a shared machine)")
-    ap.add_argument("--workers", type=int, default=2, help="data.workers of the streamed trainer (the default of data=shards)")
+    ap.add_argument("--workers", type=int, default=0, help="data.workers of the streamed trainer (the default of data=shards)")
     ap.add_argument("--shard-rows", type=int, default=4096, help="rows per shard (epochs cross several shards)")
     ap.add_argument("--out", type=Path, help="the Markdown results file (default bench/results/input_pipeline[-quick].md)")
     args = ap.parse_args()
