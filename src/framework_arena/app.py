@@ -18,7 +18,7 @@ from framework_arena.errors import ConfigError, TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.secrets import redact_text
-from framework_arena.sweep import context_for_job, record_job
+from framework_arena.sweep import context_for_job, job_started, record_job
 from framework_arena.trial import resolve_trial, tracking_target
 
 log = logging.getLogger("arena")
@@ -80,9 +80,16 @@ def _job() -> tuple[bool, int, list[str], str, int]:
 
 
 def train_job(cfg: DictConfig) -> float:
-    """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
+    """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers.
+
+    In a multirun every outcome is recorded (``sweep.record_job``), so the sweep's summary counts
+    each job under its own status: INVALID, UNTRACKED (the server could not record it), FAILED,
+    KILLED, SKIPPED or FINISHED.
+    """
     multirun, job_num, overrides, sweep_dir, parallel = _job()
     record: dict[str, Any] = {"overrides": overrides}
+    if multirun:
+        job_started(sweep_dir, job_num, overrides)
     if cfg.arena.get("json"):
         _logs_to_stderr()
     try:
@@ -91,28 +98,34 @@ def train_job(cfg: DictConfig) -> float:
         log.error("%s", e)
         if not multirun:
             sys.exit(2)
+        invalid = {**record, "status": "INVALID", "message": str(e)}
         try:
             sweep = context_for_job(tracking_target(cfg), sweep_dir)
-            if sweep is None:
-                sys.exit(2)
-            record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
-        except TrackingUnavailable as lost:  # the record cannot be filed: say so, as a trial would
+        except TrackingUnavailable as lost:  # the record goes to the sweep dir only
             log.error("%s", lost)
+            sweep = None
+        record_job(sweep, sweep_dir, job_num, invalid)
+        if sweep is None and tracking_target(cfg)["name"] == "none":
+            sys.exit(2)  # no sweep run, no summary: the exit status says it
         return math.nan  # contained: the other trials of the sweep still run
     try:
         sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
     except TrackingUnavailable as e:  # the sweep's run cannot be reached: nothing was trained
         log.error("%s", e)
+        record_job(None, sweep_dir, job_num, {**record, "status": "UNTRACKED", "message": str(e)})
         return math.nan
     try:
         result = run_trial(trial, overrides, sweep, slot=job_num % parallel)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
+        if multirun:
+            record_job(sweep, sweep_dir, job_num, {**record, "status": "KILLED", "message": f"stopped by {e}"})
         sys.exit(128 + e.signum)
     except TrackingUnavailable as e:  # before anything was trained: the server cannot record it
         log.error("%s", e)
-        if sweep is None:
+        if not multirun:
             sys.exit(1)
+        record_job(sweep, sweep_dir, job_num, {**record, "status": "UNTRACKED", "message": str(e)})
         return math.nan
     log.info("%s", redact_text(_summary(result)))
     if trial.json:
@@ -121,11 +134,14 @@ def train_job(cfg: DictConfig) -> float:
         write_stats(trial.config["platform"], {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
     objective = trial.objective
     value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
-    if sweep is not None:
+    if multirun:
+        # A run the server could not complete is UNTRACKED whatever the training did: its
+        # offline copy holds the rest until arena-sync brings it in.
+        status = "UNTRACKED" if result.offline_dir else result.status
         record_job(
-            sweep, job_num, {**record, "status": result.status, "run_id": result.run_id, "message": result.message if result.status != "FINISHED" else None}
+            sweep, sweep_dir, job_num, {**record, "status": status, "run_id": result.run_id, "message": result.message if status != "FINISHED" else None}
         )
-    if result.status in ("FINISHED", "SKIPPED"):
+    if result.status in ("FINISHED", "SKIPPED") and not result.offline_dir:
         return value
     if result.reason == "exception" and result.run_id:
         log.error("The full traceback is the run's error.txt artifact.")
