@@ -26,6 +26,8 @@ LONG_EPOCHS = 15
 
 def test_lstm_trial_on_the_default_path_is_tracked_whole(store: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("ARENA_STRICT_TRACKING")  # the child inherits this environment
+    for var in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
+        monkeypatch.setenv(var, "")  # tracking.configure_http sets them in-process; restored after
     overrides = ["model=lstm", "model.units=[8]", "data=synthetic", "data.num_samples=400", "trainer.epochs=1", f"tracking.uri={store}"]
     result = run_trial(compose(overrides), overrides)
     assert result.status == "FINISHED", result.message

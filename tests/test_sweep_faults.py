@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,3 +119,46 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
         assert snapshot() == before
     finally:
         server.stop()
+
+
+def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,12", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    exe = Path(sys.executable).with_name("arena")
+    # Its own process group, so that the test sends what Ctrl-C in a terminal sends: SIGINT to the group.
+    proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        client = MlflowClient(store)
+
+        def trials(status: str = "") -> list:
+            exp = client.get_experiment_by_name("framework-arena") if (tmp_path / "mlflow.db").exists() else None
+            found = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial'") if exp else []
+            return [r for r in found if not status or r.info.status == status]
+
+        def first_done_second_training() -> bool:
+            done = [r for r in trials("FINISHED") if r.data.params["trainer.epochs"] == "1"]
+            long = [r for r in trials("RUNNING") if r.data.params["trainer.epochs"] == "12"]
+            return bool(done) and bool(long) and bool(client.get_metric_history(long[0].info.run_id, "val_accuracy"))
+
+        _wait("the first trial finished and the second training", first_done_second_training, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0, out[-4000:]
+    exp = client.get_experiment_by_name("framework-arena")
+    runs = client.search_runs([exp.experiment_id])
+    assert "RUNNING" not in {r.info.status for r in runs}, out[-4000:]
+    [parent] = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
+    assert parent.info.status == "KILLED" and parent.data.tags["arena.failure_reason"] == "sweep interrupted"
+    assert {(r.data.params["trainer.epochs"], r.info.status) for r in trials()} == {("1", "FINISHED"), ("12", "KILLED")}
+    assert parent.data.metrics["trials_finished"] == 1 and parent.data.metrics["trials_killed"] == 1
+    assert "1 finished, 1 killed" in out
+
+    again = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 finished, 1 skipped" in again.stdout + again.stderr
+    rerun = trials()
+    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in rerun) == [("1", "FINISHED"), ("12", "FINISHED"), ("12", "KILLED")]

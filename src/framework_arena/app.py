@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import sys
-from typing import Any
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -152,8 +157,6 @@ def train_job(cfg: DictConfig) -> float:
 
 def compare_job(cfg: DictConfig) -> None:
     """``arena-compare``: ranks the frameworks from the trial runs MLflow holds (conf/compare.yaml)."""
-    from pathlib import Path
-
     from framework_arena.compare import settings
     from framework_arena.compare.query import NothingToCompare
     from framework_arena.compare.rank import NoRanking
@@ -168,16 +171,57 @@ def compare_job(cfg: DictConfig) -> None:
     if as_json:
         _logs_to_stderr()
     choices = HydraConfig.get().runtime.choices
-    folder = Path(HydraConfig.get().runtime.output_dir) / "comparison"
+    output_dir = HydraConfig.get().runtime.output_dir
     try:
-        rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
-    except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403)
+        with _own_folder(Path(output_dir) / "comparison") as folder, _sigterm_interrupts():
+            rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
+    except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403), an unreadable store
         log.error("%s", e)
         sys.exit(1)
+    except KeyboardInterrupt:
+        # The comparison run is created last, from the written report (tracking.log_comparison),
+        # and marked KILLED if the interrupt came while it was being filled.
+        log.error("arena-compare interrupted: the report in %s may be incomplete; a comparison run it had started is marked KILLED.", output_dir)
+        sys.exit(130)
     if as_json:
         from framework_arena.compare.frames import as_json as comparison_json
 
         print(comparison_json(rep, folder), flush=True)
+
+
+@contextmanager
+def _own_folder(folder: Path) -> Iterator[Path]:
+    """``folder`` for this comparison alone, or ``folder-<pid>`` while another running comparison
+    holds it (an explicit hydra.run.dir shared, or two started in the same microsecond): two
+    comparisons must never write, and upload, each other's files. Rerunning into a folder
+    nobody holds reuses it, as before."""
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel when this process ends
+        except BlockingIOError:
+            folder = folder.with_name(f"{folder.name}-{os.getpid()}")
+        folder.mkdir(exist_ok=True)
+        yield folder
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM is handled as Ctrl-C is (Python's default would end the process on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # The console scripts. The task functions above stay importable by name, so a launcher that

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -104,21 +105,26 @@ class Sweep:
         sweep_dir: ``hydra.sweep.dir``, where the summary is also written.
     """
 
-    def __init__(self, run: Any, context: SweepContext, sweep_dir: str) -> None:
+    def __init__(self, run: Any, context: SweepContext, sweep_dir: str, objective: str = "", direction: str = "maximize") -> None:
         from framework_arena.tracking import Guard
 
         self.run = run
         self.context = context
         self.sweep_dir = sweep_dir
+        self.objective, self.direction = objective, direction  # for the summary :meth:`abort` writes
         # At exit nobody is left to raise to; the summary's requests use ``required``.
         self.guard = Guard(run.uri, run.run_id, raising=False)
         self.ended = False
         self.killed = False
         atexit.register(self.abort)
-        # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
-        self._sigterm_set = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
-        if self._sigterm_set:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+        # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is;
+        # both remember that the sweep was stopped (KILLED, not FAILED).
+        self._handled: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) in (signal.SIG_DFL, None, signal.default_int_handler):
+                    self._handled[sig] = signal.getsignal(sig)
+                    signal.signal(sig, self._on_signal)
 
     @classmethod
     def start(cls, cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> Sweep | None:
@@ -155,27 +161,45 @@ class Sweep:
         context = SweepContext(run.run_id, sweep_id, run.uri)
         os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
         log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, redact_text(run.uri))
-        return cls(run, context, str(hydra_cfg["sweep"]["dir"]))
+        return cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"])
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
         self.killed = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
     def abort(self) -> None:
-        """At exit, a parent run the summary never ended is marked KILLED or FAILED, not RUNNING."""
+        """At exit, a parent run the summary never ended is marked KILLED (a signal stopped the
+        sweep, or one of its trials) or FAILED, not RUNNING; its trials still RUNNING (a worker
+        killed with its trial could not mark them) end KILLED; the summary says what finished."""
         if self.ended:
             return
         self.ended = True
-        status = "KILLED" if self.killed else "FAILED"
-        reason = "sweep interrupted" if self.killed else "sweep aborted"
+        tags = self.guard.call("read the sweep's run", lambda: self.run.get().data.tags) or {}
+        records = self.guard.call("read the job records", self._records, tags, False) or []
+        stopped = self.killed or any(rec["status"] == "KILLED" for _, rec in records)
+        status = "KILLED" if stopped else "FAILED"
+        reason = "sweep interrupted" if stopped else "sweep aborted"
         self.guard.call("mark the sweep's parent run", self.run.set_tags, {"arena.failure_reason": reason})
+        if stopped:
+            self.guard.call("mark the sweep's running trials KILLED", self._kill_running)
+        self.guard.call("summarize the stopped sweep", self._summarize, self.direction, self.objective, None, status)
         self.guard.call(f"mark the sweep's parent run {status}", self.run.end, status)
         self._release()
 
+    def _kill_running(self) -> None:
+        running = self.run.search(f"tags.`mlflow.parentRunId` = '{self.run.run_id}' and attributes.status = 'RUNNING'")
+        for trial in running:
+            handle = type(self.run)(self.run.uri, run_id=trial.info.run_id, experiment_id=self.run.experiment_id)
+            handle.set_tags({"arena.failure_reason": "signal", "arena.error": "the sweep was stopped while this trial ran"})
+            handle.end("KILLED")
+
     def _release(self) -> None:
         atexit.unregister(self.abort)
-        if self._sigterm_set and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig, previous in self._handled.items():
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, previous)
 
     def finish(self, direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
         """Summarizes the sweep on its parent run and in the log, and ends it; returns how many
@@ -189,7 +213,7 @@ class Sweep:
             os.environ.pop(var, None)
         return failed
 
-    def _records(self, tags: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    def _records(self, tags: Mapping[str, str], file: bool = True) -> list[tuple[int, dict[str, Any]]]:
         """The jobs' records: the parent run's tags, completed from the sweep dir's files (a job
         whose tag never arrived, or that died before any record); each such record is filed on
         the parent run now, so the run holds every job."""
@@ -199,12 +223,14 @@ class Sweep:
         for num, rec in missing.items():
             if rec["status"] == "RUNNING":  # started, never recorded an end: killed, or a crash of arena itself
                 rec = {**rec, "status": "LOST", "message": "the job's process ended without recording an outcome (killed, or arena crashed)"}
+                if self.killed:
+                    rec = {**rec, "status": "KILLED", "message": "the sweep was stopped while this job ran"}
             records[num] = rec
-        if missing:
+        if missing and file:
             self.run.set_tags({job_tag(num): json.dumps(records[num]) for num in missing})
         return sorted(records.items())
 
-    def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None) -> int:
+    def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None, final: str | None = None) -> int:
         run = self.run
         parent = run.get()
         records = self._records(parent.data.tags)
@@ -249,7 +275,7 @@ class Sweep:
             stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
             write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
             publish(platform, _save(summary, self.sweep_dir or "."))  # Domino: into its artifacts folder
-        run.end("FAILED" if failed else "FINISHED")
+        run.end(final or ("FAILED" if failed else "FINISHED"))
         log.info("%s", redact_text(_text_summary(rows, counts, best, objective, parent.info.run_id)))
         return failed
 
