@@ -61,9 +61,9 @@ def test_two_comparisons_started_together_keep_their_own_folder_and_run(shootout
     ]
     results = [p.communicate(timeout=600) for p in procs]
     folders = {}
-    for name, proc, (_, stderr) in zip(names, procs, results):
+    for name, proc, (stdout, stderr) in zip(names, procs, results):
         assert proc.returncode == 0, stderr[-3000:]
-        folders[name] = Path(re.search(r"report in (\S+)", stderr).group(1))
+        folders[name] = Path(re.search(r"report in (\S+)", stdout + stderr).group(1))
     assert folders["together-a"] != folders["together-b"]
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("framework-arena")
@@ -81,11 +81,14 @@ def test_ctrl_c_leaves_no_running_comparison_run_and_says_so(shootout: Path, tmp
     proc = _compare(
         [f"tracking.uri={store}", "select.sweep=latest", "bootstrap.samples=20000", "report.run_name=interrupted", f"hydra.run.dir={tmp_path}"], tmp_path
     )
-    time.sleep(8)  # into the comparison (Hydra and the query take seconds); where exactly does not matter
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "comparison").is_dir():  # made as the comparison starts; where exactly it is stopped does not matter
+        assert proc.poll() is None and time.monotonic() < deadline, "arena-compare ended before it could be interrupted"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, stderr[-3000:]
-    assert "arena-compare interrupted" in stderr and "Traceback" not in stderr
+    out = "".join(proc.communicate(timeout=300))
+    assert proc.returncode == 130, out[-3000:]
+    assert "arena-compare interrupted" in out and "Traceback" not in out
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("framework-arena")
     runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'interrupted'")

@@ -18,6 +18,7 @@ from conftest import compose
 from mlflow.tracking import MlflowClient
 
 from framework_arena.runner import run_trial
+from framework_arena.tracking import RunHandle
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,7 @@ def test_a_run_deleted_while_a_sweep_trains_warns_and_the_results_stay_intact(tm
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if k != "ARENA_STRICT_TRACKING"}
     args = ["-m", f"trainer.epochs={LONG_EPOCHS},1", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
     exe = Path(sys.executable).with_name("arena")
     proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from framework_arena.server import TrackingServer
+from framework_arena.tracking import RunHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -124,6 +125,7 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
 def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,12", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
     exe = Path(sys.executable).with_name("arena")
     # Its own process group, so that the test sends what Ctrl-C in a terminal sends: SIGINT to the group.
     proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
