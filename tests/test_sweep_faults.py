@@ -164,3 +164,43 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
     assert "1 finished, 1 skipped" in again.stdout + again.stderr
     rerun = trials()
     assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in rerun) == [("1", "FINISHED"), ("12", "FINISHED"), ("12", "KILLED")]
+
+
+def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_it(tmp_path: Path) -> None:
+    import psutil
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,12", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
+    exe = Path(sys.executable).with_name("arena")
+    proc = psutil.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("framework-arena")
+
+    def trials(status: str = "", epochs: str = "") -> list:
+        found = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial'")
+        return [r for r in found if (not status or r.info.status == status) and (not epochs or r.data.params["trainer.epochs"] == epochs)]
+
+    try:
+        _wait(
+            "the first trial finished and the second training",
+            lambda: bool(trials("FINISHED", "1")) and any(client.get_metric_history(r.info.run_id, "val_accuracy") for r in trials("RUNNING", "12")),
+            proc,
+        )
+        # The one trial process left is the long trial's (the other finished): killed as the OOM killer would.
+        [child] = [p for p in proc.children(recursive=True) if "framework_arena.child" in " ".join(p.cmdline())]
+        child.kill()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out[-4000:]
+    assert "1 finished, 1 failed" in out
+    [crashed] = trials("FAILED", "12")
+    assert crashed.data.tags["arena.failure_reason"] == "crash" and "SIGKILL" in crashed.data.tags["arena.error"]
+
+    again = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 finished, 1 skipped" in again.stdout + again.stderr
+    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in trials()) == [("1", "FINISHED"), ("12", "FAILED"), ("12", "FINISHED")]
