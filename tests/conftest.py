@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -15,6 +16,9 @@ import pytest
 os.environ["ARENA_STRICT_TRACKING"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# Before MLflow is imported: its telemetry client exports a session id into os.environ at import
+# and unsets it when re-initialized, which the environment check below reports as a leak.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 #: (framework, backend) pairs that can run here; jax only where it is installed.
 FRAMEWORKS: list[tuple[str, str | None]] = [("torch", None), ("tensorflow", None), ("keras", "tensorflow"), ("keras", "torch")]
@@ -112,3 +116,15 @@ def require_postgres() -> None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get install postgresql) so that CI runs this test")
         pytest.skip("PostgreSQL is not installed (no pg_ctl on PATH nor in /usr/lib/postgresql/*/bin); CI installs it")
+
+
+def require_module(name: str, how: str):
+    """Imports an optional dependency (Ray, submitit, Optuna, Playwright): skips without it on a
+    developer's machine; fails under CI (``CI`` set), which installs every extra, so that no test
+    is skipped there in silence. Returns the module."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not importable under CI ({e}): {how}")
+        pytest.skip(f"{name} is not installed: {how}")

@@ -25,6 +25,7 @@ def test_default_run_from_an_empty_folder(tmp_path: Path) -> None:
     assert run.data.tags["arena.overrides"] == "trainer.epochs=3"
 
 
+@pytest.mark.slow
 def test_tracking_none_trains_without_touching_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import compose
 

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 FRAMEWORKS = ("torch", "tensorflow", "keras")
 
 
+@pytest.mark.slow
 def test_every_framework_s_models_are_findable_with_every_final_metric_linked(shootout: Path) -> None:
     client = MlflowClient(f"sqlite:///{shootout / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("framework-arena")
@@ -53,6 +54,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = f"sqlite:///{registered / 'mlflow.db'}"
     client = MlflowClient(store)
@@ -77,6 +79,7 @@ def test_registered_versions_and_the_champion_is_the_comparison_s_winner(registe
     assert np.asarray(model.predict(np.asarray(example["inputs"], dtype=np.float32))).shape[0] == len(example["inputs"])
 
 
+@pytest.mark.slow
 def test_serving_benchmark_serves_torch_and_keras_through_mlflow_and_leaves_nothing_behind(registered: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{registered / 'mlflow.db'}"
     out = tmp_path / "out"

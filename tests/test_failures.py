@@ -23,6 +23,7 @@ def _only_run(uri: str):
     return runs[0]
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_run_with_a_reason(store: str) -> None:
     # lr=1e4 can stay finite (dead relus); 1e6 overflows in every framework
     overrides = ["optim=sgd", "optim.lr=1e6", "trainer.epochs=3", f"tracking.uri={store}"]

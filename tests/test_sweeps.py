@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SHOOTOUT_ARGS, SHOOTOUT_OVERRIDES, run_arena
+from conftest import SHOOTOUT_ARGS, SHOOTOUT_OVERRIDES, require_module, run_arena
 from mlflow.tracking import MlflowClient
+
+from framework_arena.identity import job_records
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +30,12 @@ def _runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
 
 def _children(trials: list, parent) -> list:
     return [r for r in trials if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def _best(children: list, parent, key: str = "val_accuracy"):
+    """The best trial as the sweep picks it: the first best in job order (a tie goes to the lower job number)."""
+    job = {rec.get("run_id"): num for num, rec in job_records(parent.data.tags)}
+    return max(sorted(children, key=lambda r: job[r.info.run_id]), key=lambda r: r.data.metrics[key])
 
 
 def _summary_rows(client: MlflowClient, parent, tmp_path: Path) -> list[dict[str, str]]:
@@ -58,7 +66,7 @@ def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) ->
             assert key in run.data.metrics, key
         assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
     assert parent.data.metrics["trials_finished"] == 6 and parent.data.metrics["trials_failed"] == 0
-    best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
+    best = _best(children, parent)
     assert parent.data.tags["arena.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
     rows = _summary_rows(client, parent, tmp_path)
@@ -104,7 +112,10 @@ def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> No
 @pytest.mark.parametrize("launcher, target", [("ray_local", "RayLauncher"), ("submitit_local", "LocalLauncher")])
 def test_cluster_launchers_run_locally(tmp_path: Path, launcher: str, target: str) -> None:
     """Ray on a local instance and submitit's local executor: the children still find their parent."""
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher" if launcher.startswith("ray") else "hydra_plugins.hydra_submitit_launcher")
+    if launcher.startswith("ray"):
+        require_module("hydra_plugins.hydra_ray_launcher", "pip install -e '.[ray]'")
+    else:
+        require_module("hydra_plugins.hydra_submitit_launcher", "pip install -e '.[sweep]'")
     proc = run_arena(["-m", f"hydra/launcher={launcher}", "trainer.seed=0,1", "trainer.epochs=1"], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, [parent], trials = _runs(tmp_path)
@@ -115,13 +126,13 @@ def test_cluster_launchers_run_locally(tmp_path: Path, launcher: str, target: st
 
 
 def test_optuna_search_records_the_best_parameters(tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    require_module("hydra_plugins.hydra_optuna_sweeper", "pip install -e '.[sweep]'")
     proc = run_arena(["experiment=tune", "hydra.sweeper.n_trials=3", "trainer.epochs=1", "tracking.experiment=framework-arena"], tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, [parent], trials = _runs(tmp_path)
     assert "OptunaSweeper" in parent.data.tags["arena.sweeper"]
     children = _children(trials, parent)
     assert len(children) == 3 and len({r.data.params["optim.lr"] for r in children}) == 3
-    best = max(children, key=lambda r: r.data.metrics["val_accuracy"])
+    best = _best(children, parent)
     assert parent.data.params["best.optim.lr"] == best.data.params["optim.lr"]
     assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]

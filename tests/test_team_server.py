@@ -113,6 +113,7 @@ def test_refusals_are_classified_once() -> None:
         os.environ.pop("MLFLOW_TRACKING_PASSWORD")
 
 
+@pytest.mark.slow
 def test_wrong_password_one_line(server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": WRONG}
     (tmp_path / "m").mkdir()
@@ -126,6 +127,7 @@ def test_wrong_password_one_line(server: TrackingServer, tmp_path: Path, monkeyp
     assert _runs(_admin(server, monkeypatch), "wrong-pw") == []  # no experiment, no run
 
 
+@pytest.mark.slow
 def test_reader_cannot_train(server: TrackingServer, reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client = _admin(server, monkeypatch)
     before = _runs(client, EXPERIMENT)
@@ -138,6 +140,7 @@ def test_reader_cannot_train(server: TrackingServer, reader: str, tmp_path: Path
     assert _runs(client, EXPERIMENT) == before
 
 
+@pytest.mark.slow
 def test_reader_compares_without_logging(server: TrackingServer, reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var, value in READER_ENV.items():
         monkeypatch.setenv(var, value)
@@ -155,6 +158,7 @@ def test_reader_compares_without_logging(server: TrackingServer, reader: str, tm
     assert not [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("arena.kind") == "comparison"]
 
 
+@pytest.mark.slow
 def test_user_and_permission_commands(server: TrackingServer, reader: str) -> None:
     """The commands' user and grant, as MLflow's auth API reports them; the new password works."""
     auth = (ADMIN, PASSWORD)
@@ -201,6 +205,7 @@ def tls_server() -> Iterator[tuple[TrackingServer, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_trial_over_https(tls_server: tuple[TrackingServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     srv, cert = tls_server
     assert srv.uri.startswith("https://127.0.0.1:")

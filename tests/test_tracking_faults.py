@@ -56,6 +56,7 @@ def test_silent_server_fails_within_the_configured_timeout(tmp_path: Path) -> No
     assert f"MLflow tracking server at {uri} is unreachable: no answer in time (tracking.timeout_s=2, tracking.retries=1)." in out
 
 
+@pytest.mark.slow
 def test_server_lost_during_a_trial_keeps_its_results_on_disk(tmp_path: Path) -> None:
     server = TrackingServer(tmp_path / "server", port=0, workers=1, backend_uri=f"sqlite:///{tmp_path / 'server.db'}")
     with open(tmp_path / "mlflow.log", "wb") as log:

@@ -33,7 +33,9 @@ def answering(tmp_path_factory: pytest.TempPathFactory) -> str:
 def nowhere(monkeypatch: pytest.MonkeyPatch) -> str:
     """A tracking URI nothing listens on, with MLflow's HTTP client bounded to one quick try."""
     for var in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
-        monkeypatch.delenv(var, raising=False)  # configure_http sets them; monkeypatch restores them
+        # configure_http sets them; setenv (not delenv, which records nothing for a variable that
+        # is not set) makes monkeypatch put them back as they were.
+        monkeypatch.setenv(var, "")
     configure_http({"timeout_s": 2, "retries": 0})
     return f"http://127.0.0.1:{free_port()}"
 

@@ -64,6 +64,7 @@ def test_unauthenticated_requests_are_refused(server: TrackingServer) -> None:
     assert _status(url, ADMIN, PASSWORD) == 200
 
 
+@pytest.mark.slow
 def test_parallel_sweep_arrives_whole(server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = [
         "-m",

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import sys
-from typing import Any
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,7 +23,7 @@ from framework_arena.errors import ConfigError, TrackingUnavailable
 from framework_arena.platform import TRIAL_STATS, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.secrets import redact_text
-from framework_arena.sweep import context_for_job, record_job
+from framework_arena.sweep import context_for_job, job_started, record_job
 from framework_arena.trial import resolve_trial, tracking_target
 
 log = logging.getLogger("arena")
@@ -80,9 +85,16 @@ def _job() -> tuple[bool, int, list[str], str, int]:
 
 
 def train_job(cfg: DictConfig) -> float:
-    """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers."""
+    """Trains one trial; returns its ``arena.objective`` (NaN when it failed) for sweepers.
+
+    In a multirun every outcome is recorded (``sweep.record_job``), so the sweep's summary counts
+    each job under its own status: INVALID, UNTRACKED (the server could not record it), FAILED,
+    KILLED, SKIPPED or FINISHED.
+    """
     multirun, job_num, overrides, sweep_dir, parallel = _job()
     record: dict[str, Any] = {"overrides": overrides}
+    if multirun:
+        job_started(sweep_dir, job_num, overrides)
     if cfg.arena.get("json"):
         _logs_to_stderr()
     try:
@@ -91,28 +103,34 @@ def train_job(cfg: DictConfig) -> float:
         log.error("%s", e)
         if not multirun:
             sys.exit(2)
+        invalid = {**record, "status": "INVALID", "message": str(e)}
         try:
             sweep = context_for_job(tracking_target(cfg), sweep_dir)
-            if sweep is None:
-                sys.exit(2)
-            record_job(sweep, job_num, {**record, "status": "INVALID", "message": str(e)})
-        except TrackingUnavailable as lost:  # the record cannot be filed: say so, as a trial would
+        except TrackingUnavailable as lost:  # the record goes to the sweep dir only
             log.error("%s", lost)
+            sweep = None
+        record_job(sweep, sweep_dir, job_num, invalid)
+        if sweep is None and tracking_target(cfg)["name"] == "none":
+            sys.exit(2)  # no sweep run, no summary: the exit status says it
         return math.nan  # contained: the other trials of the sweep still run
     try:
         sweep = context_for_job(trial.config["tracking"], sweep_dir) if multirun else None
     except TrackingUnavailable as e:  # the sweep's run cannot be reached: nothing was trained
         log.error("%s", e)
+        record_job(None, sweep_dir, job_num, {**record, "status": "UNTRACKED", "message": str(e)})
         return math.nan
     try:
         result = run_trial(trial, overrides, sweep, slot=job_num % parallel)
     except TrialInterrupted as e:
         log.error("Trial stopped by %s; its run is marked KILLED.", e)
+        if multirun:
+            record_job(sweep, sweep_dir, job_num, {**record, "status": "KILLED", "message": f"stopped by {e}"})
         sys.exit(128 + e.signum)
     except TrackingUnavailable as e:  # before anything was trained: the server cannot record it
         log.error("%s", e)
-        if sweep is None:
+        if not multirun:
             sys.exit(1)
+        record_job(sweep, sweep_dir, job_num, {**record, "status": "UNTRACKED", "message": str(e)})
         return math.nan
     log.info("%s", redact_text(_summary(result)))
     if trial.json:
@@ -121,11 +139,14 @@ def train_job(cfg: DictConfig) -> float:
         write_stats(trial.config["platform"], {k: result.metrics[k] for k in TRIAL_STATS if k in result.metrics})
     objective = trial.objective
     value = float(result.metrics.get(objective, math.nan)) if result.status in ("FINISHED", "SKIPPED") else math.nan
-    if sweep is not None:
+    if multirun:
+        # A run the server could not complete is UNTRACKED whatever the training did: its
+        # offline copy holds the rest until arena-sync brings it in.
+        status = "UNTRACKED" if result.offline_dir else result.status
         record_job(
-            sweep, job_num, {**record, "status": result.status, "run_id": result.run_id, "message": result.message if result.status != "FINISHED" else None}
+            sweep, sweep_dir, job_num, {**record, "status": status, "run_id": result.run_id, "message": result.message if status != "FINISHED" else None}
         )
-    if result.status in ("FINISHED", "SKIPPED"):
+    if result.status in ("FINISHED", "SKIPPED") and not result.offline_dir:
         return value
     if result.reason == "exception" and result.run_id:
         log.error("The full traceback is the run's error.txt artifact.")
@@ -136,8 +157,6 @@ def train_job(cfg: DictConfig) -> float:
 
 def compare_job(cfg: DictConfig) -> None:
     """``arena-compare``: ranks the frameworks from the trial runs MLflow holds (conf/compare.yaml)."""
-    from pathlib import Path
-
     from framework_arena.compare import settings
     from framework_arena.compare.query import NothingToCompare
     from framework_arena.compare.rank import NoRanking
@@ -152,16 +171,57 @@ def compare_job(cfg: DictConfig) -> None:
     if as_json:
         _logs_to_stderr()
     choices = HydraConfig.get().runtime.choices
-    folder = Path(HydraConfig.get().runtime.output_dir) / "comparison"
+    output_dir = HydraConfig.get().runtime.output_dir
     try:
-        rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
-    except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403)
+        with _own_folder(Path(output_dir) / "comparison") as folder, _sigterm_interrupts():
+            rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
+    except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403), an unreadable store
         log.error("%s", e)
         sys.exit(1)
+    except KeyboardInterrupt:
+        # The comparison run is created last, from the written report (tracking.log_comparison),
+        # and marked KILLED if the interrupt came while it was being filled.
+        log.error("arena-compare interrupted: the report in %s may be incomplete; a comparison run it had started is marked KILLED.", output_dir)
+        sys.exit(130)
     if as_json:
         from framework_arena.compare.frames import as_json as comparison_json
 
         print(comparison_json(rep, folder), flush=True)
+
+
+@contextmanager
+def _own_folder(folder: Path) -> Iterator[Path]:
+    """``folder`` for this comparison alone, or ``folder-<pid>`` while another running comparison
+    holds it (an explicit hydra.run.dir shared, or two started in the same microsecond): two
+    comparisons must never write, and upload, each other's files. Rerunning into a folder
+    nobody holds reuses it, as before."""
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel when this process ends
+        except BlockingIOError:
+            folder = folder.with_name(f"{folder.name}-{os.getpid()}")
+        folder.mkdir(exist_ok=True)
+        yield folder
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM is handled as Ctrl-C is (Python's default would end the process on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # The console scripts. The task functions above stay importable by name, so a launcher that

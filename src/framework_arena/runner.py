@@ -50,6 +50,7 @@ class TrialResult:
     info: dict[str, Any] = field(default_factory=dict)  # from the trainer: framework_version, device
     cores: list[int] = field(default_factory=list)  # the cores it ran on (arena.cores)
     cores_shared: bool = False  # other trials held some of them (arena.cores_shared)
+    offline_dir: str | None = None  # set when the server lost part of the run: what it lacks is kept there (arena-sync)
 
 
 class TrialInterrupted(BaseException):
@@ -235,13 +236,13 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         _close(sender, quiet=True)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
-        _finish(run, result, trial, sweep)
+        _finish(run, result, trial, sweep, offline)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
         _close(sender, quiet=True)
         result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
-        _finish(run, result, trial, sweep)
+        _finish(run, result, trial, sweep, offline)
         raise
     finally:
         progress.close()
@@ -249,7 +250,7 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         _close(sender)
     except Exception as e:  # strict mode: a request MLflow refused; the run still gets a status
         result.status, result.reason, result.message = "FAILED", "exception", f"arena could not send the metrics: {e!r}"
-        _finish(run, result, trial, sweep)
+        _finish(run, result, trial, sweep, offline)
         raise
     result.seconds = time.perf_counter() - start
     if summary is not None and proc.returncode == 0:
@@ -259,7 +260,7 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         _link_model(run, result, summary.get("model_id"), trial)
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
-    _finish(run, result, trial, sweep)
+    _finish(run, result, trial, sweep, offline)
     return result
 
 
@@ -305,7 +306,7 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> None:
+def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None, offline: str | None) -> None:
     """Records the run's description and why a trial did not finish, then sets its final status.
 
     Every request goes through the run's guard (tracking.policy): a failed description or tag
@@ -322,9 +323,30 @@ def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | N
     if result.status != "FINISHED" and result.traceback:
         guard.call("log error.txt", run.log_text, result.traceback, "error.txt")
     guard.call(f"mark the run {result.status}", run.end, result.status)
-    if guard.lost is not None:
-        # Nothing else can be done from here: the message says where the results are.
-        log.error("Run %s stays RUNNING in %s: the server is unreachable, so it could not be marked %s.", result.run_id, redact_text(run.uri), result.status)
+    if (guard.lost is not None or result.reason == "tracking") and offline:
+        _keep_outcome(run, result, tags, offline)
+
+
+def _keep_outcome(run: Any, result: TrialResult, tags: Mapping[str, str], offline: str) -> None:
+    """The server lost part of the run (the child's results, or its final status): writes the
+    outcome beside the child's offline copy, and says how ``arena-sync`` brings both in."""
+    from framework_arena.tracking.offline import write_outcome
+
+    # reason "tracking": the child trained to the end and kept everything; only the store missed it.
+    status = "FINISHED" if result.reason == "tracking" else result.status
+    write_outcome(offline, run.uri, str(result.run_id), status, {} if status == "FINISHED" else tags)
+    result.offline_dir = offline
+    state = "stays RUNNING" if run.guard.lost is not None else f"is marked {result.status}"
+    log.error(
+        "Run %s %s in %s: the server was unreachable, so part of it is kept in %s. Once the server answers, "
+        "`arena-sync %s` uploads it into the run and marks it %s.",
+        result.run_id,
+        state,
+        redact_text(run.uri),
+        offline,
+        offline,
+        status,
+    )
 
 
 def _note(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None) -> dict[str, str]:

@@ -6,6 +6,11 @@ which every launcher passes on to the processes it starts: joblib's workers, Ray
 workers, submitit's jobs. Each job records its outcome as a tag of the parent run
 (:func:`record_job`), so the summary (:meth:`Sweep.finish`) sees trials that ran elsewhere, were
 skipped, or never got a run because their config was invalid.
+
+Each job also writes its record into the sweep dir (:func:`record_job`, ``.arena-jobs/``) before
+filing the tag, and a first record when it starts (:func:`job_started`): a job whose tag the
+server could not take (it was unreachable), or whose process died before any record, is still
+counted in the summary, under its own status (``UNTRACKED``, ``LOST``). Nothing is left out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +38,9 @@ log = logging.getLogger("arena.sweep")
 PARENT_ENV = "ARENA_PARENT_RUN_ID"
 SWEEP_ENV = "ARENA_SWEEP_ID"
 URI_ENV = "ARENA_SWEEP_TRACKING_URI"
+JOBS_DIR = ".arena-jobs"  # in hydra.sweep.dir: one JSON record per job
+#: Every status a job can end with; all but FINISHED and SKIPPED make the sweep fail.
+JOB_STATUSES = ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID", "UNTRACKED", "LOST")
 SUMMARY_COLUMNS = (
     "job",
     "status",
@@ -96,21 +105,26 @@ class Sweep:
         sweep_dir: ``hydra.sweep.dir``, where the summary is also written.
     """
 
-    def __init__(self, run: Any, context: SweepContext, sweep_dir: str) -> None:
+    def __init__(self, run: Any, context: SweepContext, sweep_dir: str, objective: str = "", direction: str = "maximize") -> None:
         from framework_arena.tracking import Guard
 
         self.run = run
         self.context = context
         self.sweep_dir = sweep_dir
+        self.objective, self.direction = objective, direction  # for the summary :meth:`abort` writes
         # At exit nobody is left to raise to; the summary's requests use ``required``.
         self.guard = Guard(run.uri, run.run_id, raising=False)
         self.ended = False
         self.killed = False
         atexit.register(self.abort)
-        # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is.
-        self._sigterm_set = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
-        if self._sigterm_set:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+        # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is;
+        # both remember that the sweep was stopped (KILLED, not FAILED).
+        self._handled: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) in (signal.SIG_DFL, None, signal.default_int_handler):
+                    self._handled[sig] = signal.getsignal(sig)
+                    signal.signal(sig, self._on_signal)
 
     @classmethod
     def start(cls, cfg: Mapping[str, Any], hydra_cfg: Mapping[str, Any]) -> Sweep | None:
@@ -147,27 +161,45 @@ class Sweep:
         context = SweepContext(run.run_id, sweep_id, run.uri)
         os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
         log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, redact_text(run.uri))
-        return cls(run, context, str(hydra_cfg["sweep"]["dir"]))
+        return cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"])
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
         self.killed = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
     def abort(self) -> None:
-        """At exit, a parent run the summary never ended is marked KILLED or FAILED, not RUNNING."""
+        """At exit, a parent run the summary never ended is marked KILLED (a signal stopped the
+        sweep, or one of its trials) or FAILED, not RUNNING; its trials still RUNNING (a worker
+        killed with its trial could not mark them) end KILLED; the summary says what finished."""
         if self.ended:
             return
         self.ended = True
-        status = "KILLED" if self.killed else "FAILED"
-        reason = "sweep interrupted" if self.killed else "sweep aborted"
+        tags = self.guard.call("read the sweep's run", lambda: self.run.get().data.tags) or {}
+        records = self.guard.call("read the job records", self._records, tags, False) or []
+        stopped = self.killed or any(rec["status"] == "KILLED" for _, rec in records)
+        status = "KILLED" if stopped else "FAILED"
+        reason = "sweep interrupted" if stopped else "sweep aborted"
         self.guard.call("mark the sweep's parent run", self.run.set_tags, {"arena.failure_reason": reason})
+        if stopped:
+            self.guard.call("mark the sweep's running trials KILLED", self._kill_running)
+        self.guard.call("summarize the stopped sweep", self._summarize, self.direction, self.objective, None, status)
         self.guard.call(f"mark the sweep's parent run {status}", self.run.end, status)
         self._release()
 
+    def _kill_running(self) -> None:
+        running = self.run.search(f"tags.`mlflow.parentRunId` = '{self.run.run_id}' and attributes.status = 'RUNNING'")
+        for trial in running:
+            handle = type(self.run)(self.run.uri, run_id=trial.info.run_id, experiment_id=self.run.experiment_id)
+            handle.set_tags({"arena.failure_reason": "signal", "arena.error": "the sweep was stopped while this trial ran"})
+            handle.end("KILLED")
+
     def _release(self) -> None:
         atexit.unregister(self.abort)
-        if self._sigterm_set and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig, previous in self._handled.items():
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, previous)
 
     def finish(self, direction: str, objective: str, platform: Mapping[str, Any] | None = None) -> int:
         """Summarizes the sweep on its parent run and in the log, and ends it; returns how many
@@ -181,10 +213,27 @@ class Sweep:
             os.environ.pop(var, None)
         return failed
 
-    def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None) -> int:
+    def _records(self, tags: Mapping[str, str], file: bool = True) -> list[tuple[int, dict[str, Any]]]:
+        """The jobs' records: the parent run's tags, completed from the sweep dir's files (a job
+        whose tag never arrived, or that died before any record); each such record is filed on
+        the parent run now, so the run holds every job."""
+        records = dict(job_records(tags))
+        written = dict(_read_records(self.sweep_dir))
+        missing = {num: rec for num, rec in written.items() if num not in records}
+        for num, rec in missing.items():
+            if rec["status"] == "RUNNING":  # started, never recorded an end: killed, or a crash of arena itself
+                rec = {**rec, "status": "LOST", "message": "the job's process ended without recording an outcome (killed, or arena crashed)"}
+                if self.killed:
+                    rec = {**rec, "status": "KILLED", "message": "the sweep was stopped while this job ran"}
+            records[num] = rec
+        if missing and file:
+            self.run.set_tags({job_tag(num): json.dumps(records[num]) for num in missing})
+        return sorted(records.items())
+
+    def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None, final: str | None = None) -> int:
         run = self.run
         parent = run.get()
-        records = job_records(parent.data.tags)
+        records = self._records(parent.data.tags)
         runs = run.runs([r["run_id"] for _, r in records if r.get("run_id")])
         rows = []
         for num, rec in records:
@@ -202,9 +251,10 @@ class Sweep:
                     "message": rec.get("message") or "",
                 }
             )
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("FINISHED", "SKIPPED", "FAILED", "KILLED", "INVALID")}
-        failed = counts["FAILED"] + counts["KILLED"] + counts["INVALID"]
+        counts = {s: sum(r["status"] == s for r in rows) for s in JOB_STATUSES}
+        failed = len(rows) - counts["FINISHED"] - counts["SKIPPED"]
         scored = [r for r in rows if r["status"] in ("FINISHED", "SKIPPED") and not math.isnan(r["objective"])]
+        # max/min keep the first of equal values: a tie goes to the lowest job number (rows are in job order).
         best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
 
         run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
@@ -225,18 +275,53 @@ class Sweep:
             stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
             write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
             publish(platform, _save(summary, self.sweep_dir or "."))  # Domino: into its artifacts folder
-        run.end("FAILED" if failed else "FINISHED")
+        run.end(final or ("FAILED" if failed else "FINISHED"))
         log.info("%s", redact_text(_text_summary(rows, counts, best, objective, parent.info.run_id)))
         return failed
 
 
-def record_job(ctx: SweepContext, job_num: int, record: Mapping[str, Any]) -> None:
-    """Called in the job's process: files its outcome on the parent run as ``arena.job.<num>``."""
-    from framework_arena.tracking import RunHandle
+def job_started(sweep_dir: str, job_num: int, overrides: Sequence[str]) -> None:
+    """Called in the job's process as it starts: a job that dies before :func:`record_job` is
+    still counted (``LOST``)."""
+    _write_record(sweep_dir, job_num, {"overrides": list(overrides), "status": "RUNNING"})
 
-    run = RunHandle(ctx.uri, run_id=ctx.parent_run_id)
-    with run.guard.required(f"Job {job_num} ({record.get('status')}) is not recorded in the summary of sweep run {ctx.parent_run_id}."):
-        run.set_tags({job_tag(job_num): json.dumps(record)})
+
+def record_job(ctx: SweepContext | None, sweep_dir: str, job_num: int, record: Mapping[str, Any]) -> None:
+    """Called in the job's process: writes its outcome into the sweep dir, then files it on the
+    parent run as ``arena.job.<num>``.
+
+    When the server cannot take the tag, the summary reads the file instead: the job is counted
+    either way, and the warning says so.
+    """
+    path = _write_record(sweep_dir, job_num, record)
+    if ctx is None:
+        return
+    from framework_arena.errors import TrackingUnavailable
+    from framework_arena.tracking import Guard, RunHandle
+
+    try:
+        run = RunHandle(ctx.uri, run_id=ctx.parent_run_id)
+        with run.guard.required(f"The sweep's summary counts job {job_num} ({record.get('status')}) from {path}."):
+            run.set_tags({job_tag(job_num): json.dumps(record)})
+    except TrackingUnavailable as e:
+        log.warning("%s", e)
+    except Exception as e:  # noqa: BLE001 - refused (the sweep's run deleted, ...): the policy decides; the file still counts the job
+        Guard(ctx.uri, ctx.parent_run_id).failed(f"record job {job_num} on the sweep's run (the summary reads {path})", e)
+
+
+def _write_record(sweep_dir: str, job_num: int, record: Mapping[str, Any]) -> Path:
+    folder = Path(sweep_dir or ".") / JOBS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job_num:05d}.json"
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(dict(record)))
+    partial.replace(path)  # atomic: the summary never reads half a record
+    return path
+
+
+def _read_records(sweep_dir: str) -> list[tuple[int, dict[str, Any]]]:
+    folder = Path(sweep_dir or ".") / JOBS_DIR
+    return [(int(p.stem), json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
 def _save(files: Mapping[str, str], folder: str) -> list[Path]:

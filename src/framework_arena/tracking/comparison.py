@@ -38,5 +38,5 @@ def log_comparison(
         handle.log_params(params)
         handle.log_metrics(metrics)
         handle.log_artifacts(folder)
-    handle.end("FINISHED")
+        handle.end("FINISHED")  # inside: an interrupt before the status is set marks the run KILLED
     return handle.run_id

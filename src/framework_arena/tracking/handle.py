@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -15,6 +16,8 @@ from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import ensure_experiment, metric_batch, param_batch, resolve_uri, tag_batch
 
 STATUS = {"FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED, "KILLED": RunStatus.KILLED}
+log = logging.getLogger(__name__)
+
 MAX_PARAMS = 100  # MLflow accepts at most 100 params per batch
 
 
@@ -81,6 +84,10 @@ class RunHandle:
                 yield
         except TrackingUnavailable:
             raise  # no further request: the server is gone
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM turned into it) while filling: the user stopped it
+            self.guard.call("mark the run KILLED", self.end, "KILLED")
+            log.warning("Run %s stopped while it was being filled: marked KILLED", self.run_id)
+            raise
         except BaseException:
             self.end("FAILED")
             raise

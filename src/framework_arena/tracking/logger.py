@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -79,7 +80,8 @@ class RunLogger:
 
     def keep(self, metrics: Mapping[str, float], step: int) -> None:
         """Records metrics the parent sends (:class:`~framework_arena.tracking.MetricSender`) for the offline copy only."""
-        self.kept["metrics"] += [{"key": k, "value": float(v), "step": step} for k, v in metrics.items()]
+        now = int(time.time() * 1000)  # the original time, which arena-sync uploads
+        self.kept["metrics"] += [{"key": k, "value": float(v), "step": step, "timestamp": now} for k, v in metrics.items()]
 
     def close(self, raise_if_lost: bool = True) -> None:
         """Stops the system metrics monitor, and, if the server went away, keeps the results on
@@ -152,4 +154,10 @@ class RunLogger:
             return uri
         path = self.offline_dir / "model"
         save_model(export, x_example, logits_example, path)
+        # What log_model would have given the LoggedModel, for arena-sync.
+        self.kept["model"] = {
+            "name": name,
+            "step": step,
+            "params": {p.key: p.value for p in param_batch({k: v for k, v in (params or {}).items() if v is not None})},
+        }
         return str(path)

@@ -69,6 +69,22 @@ def unreachable(error: BaseException) -> bool:
     return any(s in str(error) for s in ("Max retries exceeded", "Connection refused", "Read timed out"))
 
 
+def unreadable(error: BaseException) -> str | None:
+    """The database's own words when ``error`` means the store's database cannot be read or
+    written (locked by another process, not a database, a folder without permission), else None."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if type(e).__name__ in ("OperationalError", "DatabaseError") and type(e).__module__.startswith(("sqlite3", "sqlalchemy")):
+            return " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    for words in ("database is locked", "file is not a database", "unable to open database file", "attempt to write a readonly database"):
+        if words in str(error):
+            return words
+    return None
+
+
 def denied(error: BaseException) -> int | None:
     """401 or 403 when ``error`` is the server refusing the credentials or the permission, else None.
 
@@ -200,6 +216,9 @@ class Guard:
                 raise
             if denied(e):
                 raise access_denied(self.uri, e, experiment, permission, kept) from e
+            cause = unreadable(e)
+            if cause is not None:  # a store on disk: no server to wait for, the file itself is the problem
+                raise TrackingUnavailable(redact_text(f"MLflow store {self.uri} cannot be read: {cause}." + (f" {kept}" if kept else ""))) from e
             if not unreachable(e):
                 raise
             self.lost = e

@@ -27,8 +27,9 @@ class Reader:
 
     def __init__(self, uri: str) -> None:
         self.uri = resolve_uri(uri)
-        self.client = MlflowClient(self.uri)
         self.guard = Guard(self.uri)
+        with self.guard.required(NOTHING):  # a SQLite store is opened (and checked) here: locked, or not a database
+            self.client = MlflowClient(self.uri)
         self.names: dict[str, str] = {}  # experiment id -> name, for the messages
 
     def experiment_ids(self, names: Sequence[str]) -> dict[str, str | None]:
