@@ -191,19 +191,23 @@ def memory_needed(cfg: Mapping[str, Any]) -> int | None:
         total = 0
         for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
             dims = _idx_dims(_find(root, stem))
+            if dims is None:  # not an IDX file: the loader says so, naming it
+                return None
             rows = min(dims[0], cfg["limit"]) if cfg.get("limit") else dims[0]
             total += rows * math.prod(dims[1:]) * (1 + 4 + 4 + 4)
         return total
     return None
 
 
-def _idx_dims(path: Path) -> tuple[int, ...]:
+def _idx_dims(path: Path) -> tuple[int, ...] | None:
+    """The dimensions in an IDX file's header; None when it is not an unsigned-byte IDX file."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         head = f.read(4)
-        if len(head) < 4:
-            return (0,)
-        return struct.unpack(f">{head[3]}I", f.read(4 * head[3]))
+        if len(head) < 4 or head[:3] != b"\x00\x00\x08" or head[3] == 0:
+            return None
+        dims = f.read(4 * head[3])
+        return struct.unpack(f">{head[3]}I", dims) if len(dims) == 4 * head[3] else None
 
 
 def load(cfg: Mapping[str, Any], seed: int) -> Dataset:

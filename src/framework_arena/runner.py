@@ -183,8 +183,11 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
         anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
     """
     trial = cfg if isinstance(cfg, Trial) else resolve_trial(cfg)
-    # The trial's cores, held until it ends (released by the kernel if this process dies).
-    with allocate(trial.trainer.threads, slot) as allocation:
+    from framework_arena.tracking import http_settings
+
+    # The trial's cores, held until it ends (released by the kernel if this process dies); the
+    # server's timeouts for this process and the child, fail-fast when it is gone, for the trial only.
+    with allocate(trial.trainer.threads, slot) as allocation, http_settings(trial.config["tracking"] if trial.tracking.enabled else {}):
         return _run(trial, overrides, sweep, allocation)
 
 
@@ -196,9 +199,8 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
     offline = None
     sender = None
     if trial.tracking.enabled:
-        from framework_arena.tracking import MetricSender, RunHandle, configure_http, offline_dir
+        from framework_arena.tracking import MetricSender, RunHandle, offline_dir
 
-        configure_http(trial.config["tracking"])  # fail fast when the server is gone: this process and the child
         run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
         tags = _tags(trial, overrides)
         if sweep is not None:

@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from framework_arena.identity import job_records, job_tag
 from framework_arena.secrets import redact_text
@@ -116,6 +116,7 @@ class Sweep:
         self.guard = Guard(run.uri, run.run_id, raising=False)
         self.ended = False
         self.killed = False
+        self.restore_http: Callable[[], None] = lambda: None  # MLflow's HTTP settings as they were before the sweep
         atexit.register(self.abort)
         # SIGTERM would end the process without atexit: turn it into SystemExit, as Ctrl-C is;
         # both remember that the sweep was stopped (KILLED, not FAILED).
@@ -143,7 +144,7 @@ class Sweep:
             return None
         from framework_arena.tracking import RunHandle, configure_http
 
-        configure_http(tracking)  # inherited by every job and trial
+        restore_http = configure_http(tracking)  # inherited by every job and trial; put back at the end
         run = RunHandle(tracking["uri"], tracking["experiment"])  # creating it here: no parallel schema migrations
         sweep_id = uuid.uuid4().hex[:12]
         overrides = list(hydra_cfg["overrides"]["task"])
@@ -161,7 +162,9 @@ class Sweep:
         context = SweepContext(run.run_id, sweep_id, run.uri)
         os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
         log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, redact_text(run.uri))
-        return cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"])
+        sweep = cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"])
+        sweep.restore_http = restore_http
+        return sweep
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.killed = True
@@ -196,6 +199,7 @@ class Sweep:
             handle.end("KILLED")
 
     def _release(self) -> None:
+        self.restore_http()
         atexit.unregister(self.abort)
         for sig, previous in self._handled.items():
             if signal.getsignal(sig) == self._on_signal:

@@ -23,7 +23,7 @@ One module per job:
 from framework_arena.tracking.comparison import log_comparison
 from framework_arena.tracking.handle import RunHandle
 from framework_arena.tracking.logger import RunLogger
-from framework_arena.tracking.policy import Guard, configure_http, strict, unavailable, unreachable
+from framework_arena.tracking.policy import Guard, configure_http, http_settings, strict, unavailable, unreachable
 from framework_arena.tracking.reader import Reader
 from framework_arena.tracking.sender import MetricSender
 from framework_arena.tracking.store import ensure_experiment, offline_dir, resolve_uri
@@ -35,6 +35,7 @@ __all__ = [
     "RunHandle",
     "RunLogger",
     "configure_http",
+    "http_settings",
     "ensure_experiment",
     "log_comparison",
     "offline_dir",

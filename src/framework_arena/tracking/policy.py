@@ -42,16 +42,39 @@ def strict() -> bool:
     return os.environ.get("ARENA_STRICT_TRACKING", "") == "1"
 
 
-def configure_http(tracking: Mapping[str, Any]) -> None:
-    """Applies ``tracking.timeout_s`` and ``tracking.retries`` to MLflow's HTTP client.
+def configure_http(tracking: Mapping[str, Any]) -> Callable[[], None]:
+    """Applies ``tracking.timeout_s`` and ``tracking.retries`` to MLflow's HTTP client; returns the
+    function that puts the previous values back.
 
     Set in this process's environment, so the trial's child (and a launcher's workers) inherit
     them. MLflow's defaults (120 s, 7 retries with exponential back-off) keep a trial hanging for
-    many minutes when the server is gone; these make it fail in seconds.
+    many minutes when the server is gone; these make it fail in seconds. A caller whose process
+    outlives the work (the Python API in a notebook) restores them: the user's own MLflow calls
+    afterwards keep MLflow's defaults.
     """
+    before = {var: os.environ.get(var) for var in HTTP_SETTINGS.values()}
     for key, var in HTTP_SETTINGS.items():
         if tracking.get(key) is not None:
             os.environ[var] = str(int(tracking[key]))
+
+    def restore() -> None:
+        for var, value in before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+    return restore
+
+
+@contextmanager
+def http_settings(tracking: Mapping[str, Any]) -> Iterator[None]:
+    """:func:`configure_http` for the block."""
+    restore = configure_http(tracking)
+    try:
+        yield
+    finally:
+        restore()
 
 
 def unreachable(error: BaseException) -> bool:
