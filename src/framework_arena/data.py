@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-DATASETS = ("digits", "synthetic", "idx")
+DATASETS = ("digits", "synthetic", "idx", "sequences")
 
 
 class DataError(ValueError):
@@ -39,6 +39,7 @@ class Dataset:
     val: Split
     test: Split
     num_classes: int
+    vocab_size: int | None = None  # samples are token ids in [0, vocab_size) (data=sequences)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -163,6 +164,14 @@ def _idx(cfg: Mapping[str, Any], seed: int) -> Dataset:
     return Dataset("idx", train, val, test, num_classes)
 
 
+def _sequences(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    from framework_arena import sequences
+
+    x, y = sequences.load(cfg, seed)
+    train, val, test = _split(x, y, cfg["val_fraction"], cfg["test_fraction"], seed)
+    return Dataset("sequences", train, val, test, sequences.NUM_CLASSES, int(cfg["vocab_size"]))
+
+
 def load(cfg: Mapping[str, Any], seed: int) -> Dataset:
     """Loads the dataset described by the ``data`` config group, split with ``seed``.
 
@@ -173,7 +182,7 @@ def load(cfg: Mapping[str, Any], seed: int) -> Dataset:
     Returns:
         The dataset; raises :class:`DataError` with the offending key when it cannot.
     """
-    loaders = {"digits": _digits, "synthetic": _synthetic, "idx": _idx}
+    loaders = {"digits": _digits, "synthetic": _synthetic, "idx": _idx, "sequences": _sequences}
     name = cfg["name"]
     if name not in loaders:
         raise DataError(f"Expected data.name in {DATASETS}. Received: data.name={name!r}")

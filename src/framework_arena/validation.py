@@ -14,8 +14,23 @@ from typing import Any, Mapping
 
 from framework_arena.data import DataError, check_idx_path
 from framework_arena.errors import ConfigError
+from framework_arena.layerlist import framework_limits
 from framework_arena.models import build_spec
-from framework_arena.names import ACTIVATIONS, DEVICES, FRAMEWORKS, INITIALIZERS, KERAS_BACKENDS, OBJECTIVES, OPTIMIZERS, PLATFORMS, PRECISIONS, TRACKING_NAMES
+from framework_arena.names import (
+    ACTIVATIONS,
+    DEVICES,
+    FRAMEWORKS,
+    INITIALIZERS,
+    KERAS_BACKENDS,
+    LAYER_LIST_MODELS,
+    MODEL_KINDS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PLATFORMS,
+    PRECISIONS,
+    TRACKING_NAMES,
+    label,
+)
 
 __all__ = ["ConfigError", "expect", "gpu_visible", "validate"]
 
@@ -31,6 +46,10 @@ def _check_positive_ints(problems: list[str], key: str, values: Any) -> None:
 
 def _check_model(problems: list[str], model: Mapping[str, Any], data_shape_len: int | None) -> None:
     name = model.get("name")
+    expect(problems, name in MODEL_KINDS, "model.name", name, f"in {MODEL_KINDS}")
+    if name in LAYER_LIST_MODELS:
+        layers = model.get("layers")
+        expect(problems, bool(layers), "model.layers", layers, f"to be a non-empty list of layers for model={name}")
     if "hidden" in model:
         if name == "mlp":
             _check_positive_ints(problems, "model.hidden", model["hidden"])
@@ -80,6 +99,10 @@ def _check_data(problems: list[str], data: Mapping[str, Any]) -> None:
             f">= 10 * data.num_classes ({10 * data['num_classes']})",
         )
         expect(problems, data["noise"] >= 0.0, "data.noise", data["noise"], ">= 0")
+    elif data.get("name") == "sequences":
+        expect(problems, data["length"] >= 2, "data.length", data["length"], ">= 2 (a sequence holds the markers A and B)")
+        expect(problems, 5 <= data["vocab_size"] < 2**24, "data.vocab_size", data["vocab_size"], "in [5, 2**24) (4 marker tokens and some filler)")
+        expect(problems, data["num_samples"] >= 40, "data.num_samples", data["num_samples"], ">= 40")
     elif data.get("name") == "idx":
         try:
             check_idx_path(data.get("path"))
@@ -144,7 +167,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
             )
     data = cfg["data"]
     _check_data(problems, data)
-    shape_len = len(data["shape"]) if data.get("name") == "synthetic" else 3
+    shape_len = len(data["shape"]) if data.get("name") == "synthetic" else 1 if data.get("name") == "sequences" else 3
     _check_model(problems, cfg["model"], shape_len)
     _check_optim(problems, cfg["optim"])
     tr = cfg["trainer"]
@@ -230,10 +253,15 @@ def _check_compile(problems: list[str], fw: Mapping[str, Any]) -> None:
 
 
 def _check_model_fits_data(problems: list[str], cfg: Mapping[str, Any]) -> None:
-    """Builds the spec against the data's sample shape, so e.g. too much pooling fails up front."""
+    """Builds the spec against the data's sample shape, so e.g. too much pooling or a conv2d after
+    flatten fails up front, and refuses a layer the chosen framework cannot build exactly."""
     data = cfg["data"]
-    shape = {"digits": (8, 8, 1), "idx": (28, 28, 1)}.get(data["name"]) or tuple(data["shape"])
+    vocab = data["vocab_size"] if data["name"] == "sequences" else None
+    shape = {"digits": (8, 8, 1), "idx": (28, 28, 1), "sequences": (data.get("length"),)}.get(data["name"]) or tuple(data["shape"])
     try:
-        build_spec(cfg["model"], shape, 10)
+        spec = build_spec(cfg["model"], shape, 10, vocab)
     except ValueError as e:
         problems.append(str(e))
+        return
+    framework = cfg["framework"]
+    problems.extend(framework_limits(spec.layers, spec.shapes, label(framework["name"], framework.get("backend"))))
