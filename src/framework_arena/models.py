@@ -134,7 +134,10 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
     current = shape
     for layer in layers:
         shapes.append(current)
-        current = out_shape(layer, current)
+        try:
+            current = out_shape(layer, current)
+        except LayerError:
+            current = (0,)
         if min(current) < 1:
             raise ValueError(
                 f"Expected model={kind} to fit the input shape {shape}: it shrinks the input to nothing "
