@@ -12,12 +12,16 @@ from typing import Any
 
 import yaml
 
-_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    cfg = yaml.safe_load(path.read_text())
+    return {"name": cfg["name"], "init": "glorot_uniform", "layers": cfg["layers"]}
 
 
 def _stock(name: str) -> dict[str, Any]:
-    cfg = yaml.safe_load((_CONF / f"{name}.yaml").read_text())
-    return {"name": name, "init": "glorot_uniform", "layers": cfg["layers"]}
+    return _from_file(ROOT / "conf" / "model" / f"{name}.yaml")
 
 
 def _custom(*layers: Any) -> dict[str, Any]:
@@ -77,6 +81,8 @@ LAYER_MODELS: dict[str, dict[str, Any]] = {
         ),
     },
     "resnet": {"data": "digits", "model": _stock("resnet")},
+    # the layer list examples/ ships: built, checked and stepped in every variant like the stock models
+    "example-cnn-bn": {"data": "digits", "model": _from_file(ROOT / "examples" / "layers" / "model" / "cnn_bn.yaml")},
     "transformer": {"data": "sequences", "model": _stock("transformer")},
 }
 

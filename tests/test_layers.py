@@ -89,6 +89,13 @@ def test_a_broken_list_on_the_command_line_exits_2_and_creates_no_run(tmp_path: 
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_the_example_layer_list_composes_from_its_own_folder(tmp_path: Path) -> None:
+    folder = Path(__file__).resolve().parents[1] / "examples" / "layers"
+    proc = run_arena(["--config-dir", str(folder), "model=cnn_bn", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "name: custom" in proc.stdout and "batch_norm:" in proc.stdout and "residual:" in proc.stdout
+
+
 def test_stock_models_compose_and_fit_their_data() -> None:
     resnet = resolve_trial(compose(["model=resnet"]))
     spec = models.build_spec(resnet.model, (8, 8, 1), 10)
