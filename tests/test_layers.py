@@ -153,7 +153,7 @@ def test_every_variant_matches_the_numpy_reference(probes: dict, variant: str, m
     assert out["after_training"] < tolerance, out  # and its running statistics updated as the spec says
 
 
-@pytest.mark.slow  # one process per variant: 5 imports, 6 models built twice and stepped (8.5 min on a 2-core machine shared with other work)
+@pytest.mark.slow  # one process per variant: 5 imports, 6 models built twice and stepped (4.5 to 8.5 min on a 2-core machine shared with other work)
 @pytest.mark.parametrize("model", sorted(LAYER_MODELS))
 def test_one_adam_step_gives_every_variant_the_same_loss(probes: dict, model: str) -> None:
     losses = {variant: figures[model]["loss_after_step"] for variant, figures in probes.items()}
