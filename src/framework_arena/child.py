@@ -165,7 +165,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         data = shards.load(trial.data)
     else:
         data = data_mod.load(trial.data, trial.data["split_seed"])
-    spec = models.build_spec(trial.model, data.input_shape, data.num_classes)
+    spec = models.build_spec(trial.model, data.input_shape, data.num_classes, data.vocab_size)
     tr = trial.trainer
     trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
 

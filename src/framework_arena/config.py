@@ -54,6 +54,15 @@ class LSTMConfig:
 
 
 @dataclass
+class LayerListConfig:
+    # model=custom, resnet, transformer: the layers in order (framework_arena/layerlist.py lists the
+    # kinds and their arguments); the logits layer is added from the data's class count.
+    name: str = "custom"
+    layers: List[Any] = field(default_factory=list)
+    init: str = "glorot_uniform"
+
+
+@dataclass
 class DigitsConfig:
     name: str = "digits"
     val_fraction: float = 0.15
@@ -68,6 +77,18 @@ class SyntheticConfig:
     num_samples: int = 10000
     num_classes: int = 10
     noise: float = 0.3
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = II("trainer.seed")
+
+
+@dataclass
+class SequencesConfig:
+    # Token sequences whose label depends on the tokens' content and order (framework_arena/sequences.py).
+    name: str = "sequences"
+    num_samples: int = 4000
+    length: int = 16
+    vocab_size: int = 16  # tokens 0-3 are the markers the label depends on
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     split_seed: int = II("trainer.seed")
@@ -185,8 +206,8 @@ def register_configs() -> None:
     cs.store(group="schema", name="tracking", node=TrackingConfig)
     cs.store(group="schema", name="platform", node=PlatformConfig)
     for group, nodes in {
-        "model": {"mlp": MLPConfig, "cnn": CNNConfig, "lstm": LSTMConfig},
-        "data": {"digits": DigitsConfig, "synthetic": SyntheticConfig, "idx": IdxConfig, "shards": ShardsConfig},
+        "model": {"mlp": MLPConfig, "cnn": CNNConfig, "lstm": LSTMConfig, "layers": LayerListConfig},
+        "data": {"digits": DigitsConfig, "synthetic": SyntheticConfig, "idx": IdxConfig, "shards": ShardsConfig, "sequences": SequencesConfig},
         "optim": {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig},
     }.items():
         for name, node in nodes.items():

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-DATASETS = ("digits", "synthetic", "idx")
+DATASETS = ("digits", "synthetic", "idx", "sequences")
 
 
 class DataError(ValueError):
@@ -46,6 +46,7 @@ class Dataset:
     val: Split
     test: Split
     num_classes: int
+    vocab_size: int | None = None  # samples are token ids in [0, vocab_size) (data=sequences)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -178,11 +179,15 @@ def memory_needed(cfg: Mapping[str, Any]) -> int | None:
     """Peak bytes :func:`load` allocates for ``cfg``; None when small or unknown (digits, unreadable files).
 
     synthetic: ``x`` generated whole, then copied into its three splits, plus the labels and indices.
+    sequences: the int64 tokens, their float32 copy and the split copy.
     idx: the uint8 images, their float32 copy, the division's temporary and the split copy.
     """
     if cfg.get("name") == "synthetic":
         n = int(cfg["num_samples"])
         return 2 * n * math.prod(int(d) for d in cfg["shape"]) * 4 + 4 * n * 8
+    if cfg.get("name") == "sequences":  # int64 tokens, their float32 copy, the split copy
+        n = int(cfg["num_samples"])
+        return n * int(cfg["length"]) * (8 + 4 + 4) + 4 * n * 8
     if cfg.get("name") == "idx":
         try:
             root = check_idx_path(cfg.get("path"))
@@ -210,6 +215,14 @@ def _idx_dims(path: Path) -> tuple[int, ...] | None:
         return struct.unpack(f">{head[3]}I", dims) if len(dims) == 4 * head[3] else None
 
 
+def _sequences(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    from framework_arena import sequences
+
+    x, y = sequences.load(cfg, seed)
+    train, val, test = _split(x, y, cfg["val_fraction"], cfg["test_fraction"], seed)
+    return Dataset("sequences", train, val, test, sequences.NUM_CLASSES, int(cfg["vocab_size"]))
+
+
 def load(cfg: Mapping[str, Any], seed: int) -> Dataset:
     """Loads the dataset described by the ``data`` config group, split with ``seed``.
 
@@ -220,7 +233,7 @@ def load(cfg: Mapping[str, Any], seed: int) -> Dataset:
     Returns:
         The dataset; raises :class:`DataError` with the offending key when it cannot.
     """
-    loaders = {"digits": _digits, "synthetic": _synthetic, "idx": _idx}
+    loaders = {"digits": _digits, "synthetic": _synthetic, "idx": _idx, "sequences": _sequences}
     name = cfg["name"]
     if name not in loaders:
         raise DataError(f"Expected data.name in {DATASETS}. Received: data.name={name!r}")

@@ -4,66 +4,53 @@ A :class:`ModelSpec` is a list of layers with their shapes already inferred. Eve
 builds exactly these layers and loads exactly the initial weights from :func:`init_weights`,
 so the three frameworks start from the same function, not just the same scheme.
 
-Weights are given in the Keras layout, which each trainer transposes where its framework
-differs (PyTorch stores Dense kernels as ``(out, in)`` and convolutions as ``(out, in, kh, kw)``):
-
-- Dense: ``kernel (in, units)``, ``bias (units,)``
-- Conv2D: ``kernel (kh, kw, in_channels, filters)``, ``bias (filters,)``
-- LSTM: ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``, ``bias (4*units,)``
-  with the gates in the order input, forget, cell, output (PyTorch and Keras agree on it).
+``mlp``, ``cnn`` and ``lstm`` are made from their sizes; ``custom``, ``resnet`` and
+``transformer`` from a layer list in ``model.layers`` (``layerlist.py``). Weights are given in
+the Keras layout (``layers.py`` lists them per kind), which each trainer transposes where its
+framework differs (PyTorch stores Dense kernels as ``(out, in)``, convolutions as ``(out, in, kh, kw)``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from framework_arena.names import INITIALIZERS, MODEL_KINDS
+from framework_arena import layerlist
+from framework_arena.layers import (  # the layer kinds, re-exported for the trainers
+    GRU,
+    LSTM,
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool,
+    Layer,
+    LayerError,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    PositionalEmbedding,
+    Reshape,
+    Residual,
+    out_shape,
+    shapes_through,
+    trainable,
+    weight_shapes,
+)
+from framework_arena.names import INITIALIZERS, LAYER_LIST_MODELS, MODEL_KINDS
 
-
-@dataclass(frozen=True)
-class Reshape:
-    target_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Flatten:
-    pass
-
-
-@dataclass(frozen=True)
-class Dense:
-    units: int
-    activation: str | None  # None: linear (the logits layer)
-
-
-@dataclass(frozen=True)
-class Conv2D:
-    filters: int
-    kernel_size: int
-    activation: str | None  # padding is always "same", stride 1
-
-
-@dataclass(frozen=True)
-class MaxPool2D:
-    pool_size: int
-
-
-@dataclass(frozen=True)
-class Dropout:
-    rate: float
-
-
-@dataclass(frozen=True)
-class LSTM:
-    units: int
-    return_sequences: bool
-
-
-Layer = Union[Reshape, Flatten, Dense, Conv2D, MaxPool2D, Dropout, LSTM]
+__all__ = [
+    "GRU", "LSTM", "Activation", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAvgPool",
+    "Layer", "LayerError", "LayerNorm", "MaxPool2D", "ModelSpec", "MultiHeadAttention", "PositionalEmbedding", "Reshape", "Residual",
+    "build_spec", "count_params", "init_weights", "out_shape", "shapes_through", "trainable", "weight_shapes",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,42 +66,12 @@ class ModelSpec:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return _out_shape(self.layers[-1], self.shapes[-1])
+        return out_shape(self.layers[-1], self.shapes[-1])
 
 
-def _out_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(layer, Reshape):
-        if math.prod(layer.target_shape) != math.prod(shape):
-            raise ValueError(f"Cannot reshape {shape} to {layer.target_shape}.")
-        return layer.target_shape
-    if isinstance(layer, Flatten):
-        return (math.prod(shape),)
-    if isinstance(layer, Dense):
-        return (*shape[:-1], layer.units)
-    if isinstance(layer, Conv2D):
-        return (shape[0], shape[1], layer.filters)
-    if isinstance(layer, MaxPool2D):
-        return (shape[0] // layer.pool_size, shape[1] // layer.pool_size, shape[2])
-    if isinstance(layer, Dropout):
-        return shape
-    if isinstance(layer, LSTM):
-        return (shape[0], layer.units) if layer.return_sequences else (layer.units,)
-    raise TypeError(f"Unknown layer {layer!r}")
-
-
-def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> ModelSpec:
-    """Turns a ``model`` config group into a :class:`ModelSpec` for data of ``input_shape``.
-
-    Args:
-        model_cfg: the resolved ``model`` config (``name``, sizes, ``activation``, ``dropout``...).
-        input_shape: one sample's shape without the batch axis: ``(H, W, C)`` or ``(T, F)``.
-        num_classes: number of output logits.
-
-    Returns:
-        The spec; raises ``ValueError`` when the data's shape cannot feed this model.
-    """
+def _preset_layers(model_cfg: Mapping[str, Any], shape: tuple[int, ...]) -> list[Layer]:
+    """The layers of ``mlp``, ``cnn`` and ``lstm``, from their sizes."""
     kind = model_cfg["name"]
-    shape = tuple(int(d) for d in input_shape)
     act = model_cfg.get("activation", "relu")
     dropout = float(model_cfg.get("dropout", 0.0))
     layers: list[Layer] = []
@@ -147,13 +104,40 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
             layers.append(Dropout(dropout))
     else:
         raise ValueError(f"Expected model.name in {MODEL_KINDS}. Received: model.name={kind!r}")
-    layers.append(Dense(int(num_classes), None))
+    return layers
 
-    shapes: list[tuple[int, ...]] = []
+
+def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, vocab_size: int | None = None) -> ModelSpec:
+    """Turns a ``model`` config group into a :class:`ModelSpec` for data of ``input_shape``.
+
+    Args:
+        model_cfg: the resolved ``model`` config (``name``, sizes, ``activation``, ``dropout``...;
+            ``layers`` for ``custom``, ``resnet`` and ``transformer``: see ``layerlist.py``).
+        input_shape: one sample's shape without the batch axis: ``(H, W, C)``, ``(T, F)`` or tokens ``(T,)``.
+        num_classes: number of output logits, added as the last Dense layer.
+        vocab_size: the data's vocabulary when its samples are token ids (an ``embedding``'s default input_dim).
+
+    Returns:
+        The spec; raises ``ValueError`` (a :class:`LayerError` for a layer list, naming the layer)
+        when the data's shape cannot feed this model.
+    """
+    kind = model_cfg["name"]
+    shape = tuple(int(d) for d in input_shape)
+    if kind in LAYER_LIST_MODELS:
+        layers, shapes, out = layerlist.resolve(model_cfg.get("layers") or [], shape, vocab_size)
+        layers.append(Dense(int(num_classes), None))
+        shapes.append(out)
+        return ModelSpec(kind, shape, int(num_classes), tuple(layers), tuple(shapes), model_cfg.get("init", "glorot_uniform"))
+    layers = _preset_layers(model_cfg, shape)
+    layers.append(Dense(int(num_classes), None))
+    shapes = []
     current = shape
     for layer in layers:
         shapes.append(current)
-        current = _out_shape(layer, current)
+        try:
+            current = out_shape(layer, current)
+        except LayerError:
+            current = (0,)
         if min(current) < 1:
             raise ValueError(
                 f"Expected model={kind} to fit the input shape {shape}: it shrinks the input to nothing "
@@ -162,22 +146,16 @@ def build_spec(model_cfg: Mapping[str, Any], input_shape: Sequence[int], num_cla
     return ModelSpec(kind, shape, int(num_classes), tuple(layers), tuple(shapes), model_cfg.get("init", "glorot_uniform"))
 
 
-def weight_shapes(layer: Layer, in_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Shapes of a layer's weights in the Keras layout; empty for layers without weights."""
-    if isinstance(layer, Dense):
-        return [(in_shape[-1], layer.units), (layer.units,)]
-    if isinstance(layer, Conv2D):
-        k = layer.kernel_size
-        return [(k, k, in_shape[-1], layer.filters), (layer.filters,)]
-    if isinstance(layer, LSTM):
-        u = layer.units
-        return [(in_shape[-1], 4 * u), (u, 4 * u), (4 * u,)]
-    return []
+def _layer_params(layer: Layer, shape: tuple[int, ...]) -> int:
+    if isinstance(layer, Residual):
+        inner = sum(_layer_params(sub, s) for sub, s in zip(layer.body, shapes_through(layer.body, shape)))
+        return inner + (_layer_params(layer.projection, shape) if layer.projection else 0)
+    return sum(math.prod(s) for s in weight_shapes(layer, shape)[: trainable(layer)])
 
 
 def count_params(spec: ModelSpec) -> int:
     """Trainable parameters of the spec: what every framework's count must equal."""
-    return sum(math.prod(s) for layer, shape in zip(spec.layers, spec.shapes) for s in weight_shapes(layer, shape))
+    return sum(_layer_params(layer, shape) for layer, shape in zip(spec.layers, spec.shapes))
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -209,23 +187,44 @@ def _orthogonal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return q[:rows, :cols].astype(np.float32)
 
 
-def init_weights(spec: ModelSpec, seed: int) -> list[list[np.ndarray]]:
+def _layer_weights(rng: np.random.Generator, layer: Layer, shape: tuple[int, ...], init: str) -> list[Any]:
+    shapes = weight_shapes(layer, shape)
+    zeros = lambda s: np.zeros(s, np.float32)  # noqa: E731
+    ones = lambda s: np.ones(s, np.float32)  # noqa: E731
+    if isinstance(layer, Residual):
+        body = [_layer_weights(rng, sub, s, init) for sub, s in zip(layer.body, shapes_through(layer.body, shape))]
+        return [*body, _layer_weights(rng, layer.projection, shape, init) if layer.projection else []]
+    if isinstance(layer, LSTM):
+        bias = zeros(shapes[2])
+        bias[layer.units : 2 * layer.units] = 1.0
+        return [_kernel(rng, shapes[0], init), _orthogonal(rng, shapes[1]), bias]
+    if isinstance(layer, GRU):
+        return [_kernel(rng, shapes[0], init), _orthogonal(rng, shapes[1]), zeros(shapes[2])]
+    if isinstance(layer, BatchNorm):
+        return [ones(shapes[0]), zeros(shapes[1]), zeros(shapes[2]), ones(shapes[3])]
+    if isinstance(layer, LayerNorm):
+        return [ones(shapes[0]), zeros(shapes[1])]
+    if isinstance(layer, (Embedding, PositionalEmbedding)):
+        return [rng.uniform(-0.05, 0.05, size=shapes[0]).astype(np.float32)]  # Keras' Embedding default
+    if isinstance(layer, MultiHeadAttention):
+        d, h, k = shapes[0]
+        # Fans of the (dim, heads * key_dim) matrices the kernels are, as Keras' EinsumDense sees them.
+        out = []
+        for _ in range(3):
+            out += [_kernel(rng, (d, h * k), init).reshape(d, h, k), zeros((h, k))]
+        return [*out, _kernel(rng, (h * k, d), init).reshape(h, k, d), zeros((d,))]
+    if shapes:
+        return [_kernel(rng, shapes[0], init), zeros(shapes[1])]
+    return []
+
+
+def init_weights(spec: ModelSpec, seed: int) -> list[list[Any]]:
     """Initial weights for every layer of ``spec`` (an empty list for weightless layers).
 
-    Kernels follow ``spec.init``; LSTM recurrent kernels are orthogonal; biases are zero except
-    the LSTM forget gate, which starts at one (Keras' ``unit_forget_bias``).
+    Kernels follow ``spec.init``; recurrent kernels are orthogonal; biases are zero except the
+    LSTM forget gate, which starts at one (Keras' ``unit_forget_bias``); normalization scales
+    start at one, running variances at one; embeddings uniform in +-0.05 (Keras' default). A
+    residual's entry is a list: each body layer's weights, then the projection's.
     """
     rng = np.random.default_rng([seed, 7919])  # its own stream: data order does not shift it
-    weights: list[list[np.ndarray]] = []
-    for layer, shape in zip(spec.layers, spec.shapes):
-        shapes = weight_shapes(layer, shape)
-        if isinstance(layer, LSTM):
-            u = layer.units
-            bias = np.zeros(shapes[2], np.float32)
-            bias[u : 2 * u] = 1.0
-            weights.append([_kernel(rng, shapes[0], spec.init), _orthogonal(rng, shapes[1]), bias])
-        elif shapes:
-            weights.append([_kernel(rng, shapes[0], spec.init), np.zeros(shapes[1], np.float32)])
-        else:
-            weights.append([])
-    return weights
+    return [_layer_weights(rng, layer, shape, spec.init) for layer, shape in zip(spec.layers, spec.shapes)]

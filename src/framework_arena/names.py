@@ -13,7 +13,9 @@ PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
 INITIALIZERS = ("glorot_uniform", "he_uniform", "lecun_uniform")
-MODEL_KINDS = ("mlp", "cnn", "lstm")
+MODEL_KINDS = ("mlp", "cnn", "lstm", "custom", "resnet", "transformer")
+#: Models written as a layer list in ``model.layers`` (the stock ones in conf/model/).
+LAYER_LIST_MODELS = ("custom", "resnet", "transformer")
 TRACKING_NAMES = ("local", "none", "server")
 PLATFORMS = ("auto", "none", "domino")
 # Metrics a sweep can optimize, with the direction that makes sense for each.

@@ -14,8 +14,23 @@ from typing import Any, Mapping
 
 from framework_arena.data import DataError, check_idx_path, memory_needed
 from framework_arena.errors import ConfigError
+from framework_arena.layerlist import framework_limits
 from framework_arena.models import build_spec
-from framework_arena.names import ACTIVATIONS, DEVICES, FRAMEWORKS, INITIALIZERS, KERAS_BACKENDS, OBJECTIVES, OPTIMIZERS, PLATFORMS, PRECISIONS, TRACKING_NAMES
+from framework_arena.names import (
+    ACTIVATIONS,
+    DEVICES,
+    FRAMEWORKS,
+    INITIALIZERS,
+    KERAS_BACKENDS,
+    LAYER_LIST_MODELS,
+    MODEL_KINDS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PLATFORMS,
+    PRECISIONS,
+    TRACKING_NAMES,
+    label,
+)
 from framework_arena.shards import read_manifest
 
 __all__ = ["ConfigError", "expect", "gpu_visible", "validate"]
@@ -32,6 +47,10 @@ def _check_positive_ints(problems: list[str], key: str, values: Any) -> None:
 
 def _check_model(problems: list[str], model: Mapping[str, Any], data_shape_len: int | None) -> None:
     name = model.get("name")
+    expect(problems, name in MODEL_KINDS, "model.name", name, f"in {MODEL_KINDS}")
+    if name in LAYER_LIST_MODELS:
+        layers = model.get("layers")
+        expect(problems, bool(layers), "model.layers", layers, f"to be a non-empty list of layers for model={name}")
     if "hidden" in model:
         if name == "mlp":
             _check_positive_ints(problems, "model.hidden", model["hidden"])
@@ -92,6 +111,10 @@ def _check_data(problems: list[str], data: Mapping[str, Any]) -> None:
             f">= 10 * data.num_classes ({10 * data['num_classes']})",
         )
         expect(problems, data["noise"] >= 0.0, "data.noise", data["noise"], ">= 0")
+    elif data.get("name") == "sequences":
+        expect(problems, data["length"] >= 2, "data.length", data["length"], ">= 2 (a sequence holds the markers A and B)")
+        expect(problems, 5 <= data["vocab_size"] < 2**24, "data.vocab_size", data["vocab_size"], "in [5, 2**24) (4 marker tokens and some filler)")
+        expect(problems, data["num_samples"] >= 40, "data.num_samples", data["num_samples"], ">= 40")
     elif data.get("name") == "idx":
         try:
             check_idx_path(data.get("path"))
@@ -243,12 +266,17 @@ def _check_compile(problems: list[str], fw: Mapping[str, Any]) -> None:
 
 
 def _check_model_fits_data(problems: list[str], cfg: Mapping[str, Any]) -> None:
-    """Builds the spec against the data's sample shape, so e.g. too much pooling fails up front."""
-    shape = _sample_shape(cfg["data"])
+    """Builds the spec against the data's sample shape, so e.g. too much pooling or a conv2d after
+    flatten fails up front, and refuses a layer the chosen framework cannot build exactly."""
+    data = cfg["data"]
+    vocab = data["vocab_size"] if data["name"] == "sequences" else None
     try:
-        build_spec(cfg["model"], shape or (8, 8, 1), 10)
+        spec = build_spec(cfg["model"], _sample_shape(data) or (8, 8, 1), 10, vocab)
     except ValueError as e:
         problems.append(str(e))
+        return
+    framework = cfg["framework"]
+    problems.extend(framework_limits(spec.layers, spec.shapes, label(framework["name"], framework.get("backend"))))
 
 
 def _sample_shape(data: Mapping[str, Any]) -> tuple[int, ...] | None:
@@ -258,6 +286,8 @@ def _sample_shape(data: Mapping[str, Any]) -> tuple[int, ...] | None:
             return read_manifest(data.get("path")).sample_shape
         except DataError:
             return None
+    if data.get("name") == "sequences":
+        return (int(data["length"]),)
     return {"digits": (8, 8, 1), "idx": (28, 28, 1)}.get(data["name"]) or tuple(data["shape"])
 
 

@@ -124,6 +124,14 @@ class Trainer(ABC):
         """Logits for ``x`` as a numpy array of shape ``(N, num_classes)``."""
 
     @abstractmethod
+    def forward_train(self, x: np.ndarray) -> np.ndarray:
+        """Logits of one batch in training mode: dropout on, BatchNormalization on the batch's
+        statistics and updating its running ones (as a training step's forward pass does).
+
+        The conformance suite's view of training mode; no gradient, no optimizer step.
+        """
+
+    @abstractmethod
     def export(self) -> ModelExport:
         """The trained model and how to log it with its MLflow flavor."""
 

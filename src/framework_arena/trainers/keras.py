@@ -1,4 +1,4 @@
-"""Keras 3: a ``keras.Sequential`` trained with ``model.fit`` on the tensorflow, torch or jax back end.
+"""Keras 3: a functional ``keras.Model`` trained with ``model.fit`` on the tensorflow, torch or jax back end.
 
 Keras fixes its back end at the first ``import keras``, so the runner sets ``KERAS_BACKEND`` in a
 fresh process before importing this module; :meth:`KerasTrainer.setup` checks that it did.
@@ -14,44 +14,12 @@ import keras
 import numpy as np
 
 from framework_arena import data as data_lib
-from framework_arena import models, names, shards
+from framework_arena import names, shards
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset
+from framework_arena.layers import Embedding, Residual
+from framework_arena.trainers._keras_layers import build_model
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, Stopwatch, Trainer, end_epoch, pin
-
-
-def _keras_layer(layer: models.Layer, init: str) -> keras.layers.Layer:
-    # The initializers are overwritten by set_weights; they are named so the saved config tells the truth.
-    if isinstance(layer, models.Reshape):
-        return keras.layers.Reshape(layer.target_shape)
-    if isinstance(layer, models.Flatten):
-        return keras.layers.Flatten()
-    if isinstance(layer, models.Dense):
-        return keras.layers.Dense(layer.units, activation=layer.activation, kernel_initializer=init, bias_initializer="zeros")
-    if isinstance(layer, models.Conv2D):
-        return keras.layers.Conv2D(
-            layer.filters,
-            layer.kernel_size,
-            padding="same",
-            activation=layer.activation,
-            kernel_initializer=init,
-            bias_initializer="zeros",
-        )
-    if isinstance(layer, models.MaxPool2D):
-        return keras.layers.MaxPooling2D(layer.pool_size)
-    if isinstance(layer, models.Dropout):
-        return keras.layers.Dropout(layer.rate)
-    if isinstance(layer, models.LSTM):
-        return keras.layers.LSTM(
-            layer.units,
-            return_sequences=layer.return_sequences,
-            kernel_initializer=init,
-            recurrent_initializer="orthogonal",
-            bias_initializer="zeros",
-            unit_forget_bias=True,
-        )
-    raise TypeError(f"Unknown layer {layer!r}")
-
 
 #: keras.optimizers by name, each called with the ``optim`` config. Keras adds epsilon to sqrt(v)
 #: before the bias correction, PyTorch after it: equal settings, slightly different placement
@@ -76,9 +44,29 @@ BACKEND_REQUIREMENTS = NameMap(
 )
 
 
-def _optimizer(optim: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    """The optimizer ``optim`` names (bench/_bare.py compiles its baseline with it too)."""
-    return OPTIMIZERS[optim["name"]](optim)
+def _optimizer(optim: Mapping[str, Any], dense_gradients: bool = False) -> keras.optimizers.Optimizer:
+    """The optimizer ``optim`` names (bench/_bare.py compiles its baseline with it too).
+
+    ``dense_gradients`` (an embedding on the tensorflow back end): the gradient of an embedding
+    lookup is a ``tf.IndexedSlices`` with one row per token *occurrence*, and Keras' TF optimizers
+    apply it row by row, so Adam squares each occurrence's gradient instead of the summed one: a
+    token seen twice in a batch moves differently than in torch, jax or low-level TF (transformer
+    loss after one step 1.325 against 1.289 everywhere else). Densified first, it is the same Adam.
+    """
+    optimizer = OPTIMIZERS[optim["name"]](optim)
+    if dense_gradients:
+        import tensorflow as tf
+
+        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return type(optimizer).apply(optimizer, grads, trainable_variables)
+
+        optimizer.apply = apply  # the instance only: the saved config stays the stock optimizer's
+    return optimizer
+
+
+def _has_embedding(layers: Any) -> bool:
+    return any(isinstance(layer, Embedding) or (isinstance(layer, Residual) and _has_embedding(layer.body)) for layer in layers)
 
 
 class _Reporter(keras.callbacks.Callback):
@@ -173,7 +161,7 @@ class _BatchSignature(keras.metrics.Metric):
 class KerasTrainer(Trainer):
     framework = "keras"
 
-    model: keras.Sequential
+    model: keras.Model
     # Keras' name for keras.device(). Plain "cpu", not "cpu:0": on torch, Keras 3.15 creates each
     # variable as Parameter(...).to(device), and .to("cpu:0") copies it into a non-leaf tensor
     # that never receives gradients ("No gradients provided for any variable").
@@ -240,14 +228,10 @@ class KerasTrainer(Trainer):
     def _build(self) -> int:
         self._check_backend()
         spec = self.spec
-        layers = [_keras_layer(layer, spec.init) for layer in spec.layers]
         with self._scope():
-            self.model = keras.Sequential([keras.Input(spec.input_shape), *layers], name=spec.name)
-            for layer, weights in zip(self.model.layers, self.weights, strict=True):
-                if weights:
-                    layer.set_weights([np.asarray(w, np.float32) for w in weights])
+            self.model = build_model(spec, self.weights)
             self.model.compile(
-                optimizer=_optimizer(self.settings.optim),
+                optimizer=_optimizer(self.settings.optim, self.backend == "tensorflow" and _has_embedding(spec.layers)),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), *([_BatchSignature()] if self.settings.streamed else [])],
                 jit_compile=self._jit_compile(),
@@ -323,6 +307,10 @@ class KerasTrainer(Trainer):
     def predict(self, x: np.ndarray) -> np.ndarray:
         with self._scope():
             return np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0))
+
+    def forward_train(self, x: np.ndarray) -> np.ndarray:
+        with self._scope():
+            return keras.ops.convert_to_numpy(self.model(x, training=True))
 
     def inference_fn(self) -> Callable[[np.ndarray], Any]:
         model = self.model

@@ -6,8 +6,6 @@ No Keras anywhere: the layers, the loss and the optimizer (``_tf_optim``) are wr
 
 from __future__ import annotations
 
-import functools
-import math
 import random
 import warnings
 from typing import Any, Callable, Sequence
@@ -17,41 +15,11 @@ import tensorflow as tf
 
 from framework_arena import data as d
 from framework_arena import models as m
-from framework_arena import names, shards
+from framework_arena import shards
 from framework_arena.contracts import Callback, ModelExport
+from framework_arena.trainers._tf_layers import forward, variables
 from framework_arena.trainers._tf_optim import make_optimizer
-from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, RunningLoss, Trainer, end_epoch, pin
-
-_ACTIVATIONS = NameMap(
-    "model.activation",
-    names.ACTIVATIONS,
-    {
-        "relu": tf.nn.relu,
-        "tanh": tf.math.tanh,
-        "sigmoid": tf.math.sigmoid,
-        "gelu": functools.partial(tf.nn.gelu, approximate=False),  # exact erf form, as torch's default
-    },
-)
-
-
-def _act(name: str | None, z: tf.Tensor) -> tf.Tensor:
-    return z if name is None else _ACTIVATIONS[name](z)
-
-
-def _lstm(x: tf.Tensor, kernel: tf.Variable, recurrent: tf.Variable, bias: tf.Variable, return_sequences: bool) -> tf.Tensor:
-    steps, features = x.shape[1], x.shape[2]
-    units = recurrent.shape[0]
-    # The input projection of all steps is one matmul; only h @ recurrent stays sequential.
-    xz = tf.reshape(tf.matmul(tf.reshape(x, [-1, features]), kernel) + bias, [-1, steps, 4 * units])
-    h = c = tf.zeros([tf.shape(x)[0], units], x.dtype)
-    outputs = []
-    # The step count is static, so the loop unrolls into the graph: no while_loop per-step cost.
-    for xz_t in tf.unstack(xz, axis=1):
-        i, f, g, o = tf.split(xz_t + tf.matmul(h, recurrent), 4, axis=1)  # Keras/torch gate order
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        outputs.append(h)
-    return tf.stack(outputs, axis=1) if return_sequences else h
+from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, RunningLoss, Trainer, end_epoch, pin
 
 
 class _Net(tf.Module):
@@ -61,38 +29,21 @@ class _Net(tf.Module):
     for the forward pass, whose logits come back as float32 for the loss.
     """
 
-    def __init__(self, spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]], compute_dtype: tf.DType = tf.float32) -> None:
+    def __init__(self, spec: m.ModelSpec, weights: Sequence[Sequence[Any]], compute_dtype: tf.DType = tf.float32) -> None:
         super().__init__(name=spec.name)
         self._spec = spec
         self._dtype = compute_dtype
-        self.params = [[tf.Variable(np.asarray(w, np.float32), name=f"layer{i}_{j}") for j, w in enumerate(ws)] for i, ws in enumerate(weights)]
+        self.params = variables(spec.layers, spec.shapes, weights)
+
+    def _cast(self, v: Any) -> tf.Tensor:
+        return v if self._dtype == tf.float32 else tf.cast(v, self._dtype)
 
     def forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
-        if self._dtype == tf.float32:
-            return self._forward(x, self.params, training)
-        params = [[tf.cast(w, self._dtype) for w in ws] for ws in self.params]
-        return tf.cast(self._forward(tf.cast(x, self._dtype), params, training), tf.float32)
-
-    def _forward(self, x: tf.Tensor, params: Sequence[Sequence[tf.Tensor]], training: bool) -> tf.Tensor:
-        for layer, shape, w in zip(self._spec.layers, self._spec.shapes, params):
-            if isinstance(layer, m.Reshape):
-                x = tf.reshape(x, [-1, *layer.target_shape])
-            elif isinstance(layer, m.Flatten):
-                x = tf.reshape(x, [-1, math.prod(shape)])
-            elif isinstance(layer, m.Dense):
-                x = _act(layer.activation, tf.nn.bias_add(tf.matmul(x, w[0]), w[1]))
-            elif isinstance(layer, m.Conv2D):
-                x = _act(layer.activation, tf.nn.bias_add(tf.nn.conv2d(x, w[0], strides=1, padding="SAME"), w[1]))
-            elif isinstance(layer, m.MaxPool2D):
-                x = tf.nn.max_pool2d(x, layer.pool_size, layer.pool_size, padding="VALID")
-            elif isinstance(layer, m.Dropout):
-                if training:
-                    x = tf.nn.dropout(x, rate=layer.rate)
-            elif isinstance(layer, m.LSTM):
-                x = _lstm(x, *w, layer.return_sequences)
-            else:
-                raise TypeError(f"Unknown layer {layer!r}")
-        return x
+        spec = self._spec
+        # Token ids stay float32 into an embedding: bfloat16 holds integers exactly only up to 256.
+        tokens = isinstance(spec.layers[0], m.Embedding)
+        logits = forward(spec.layers, spec.shapes, self.params, x if tokens else self._cast(x), training, self._cast)
+        return logits if self._dtype == tf.float32 else tf.cast(logits, tf.float32)
 
 
 def _serving_module(net: _Net, input_shape: Sequence[int]) -> tf.Module:
@@ -313,6 +264,9 @@ class TensorFlowTrainer(Trainer):
         x = x.astype(np.float32, copy=False)
         parts = [self.serving(x[start : start + EVAL_BATCH_SIZE]).numpy() for start in range(0, len(x), EVAL_BATCH_SIZE)]
         return np.concatenate(parts) if parts else np.zeros((0, self.spec.num_classes), np.float32)
+
+    def forward_train(self, x: np.ndarray) -> np.ndarray:
+        return self.net.forward(tf.constant(x, tf.float32), training=True).numpy()
 
     def inference_fn(self) -> Callable[[np.ndarray], Any]:
         predict = self._predict_fn.get_concrete_function()

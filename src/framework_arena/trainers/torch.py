@@ -10,21 +10,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from framework_arena import models as m
 from framework_arena import names, shards
 from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, epoch_order
+from framework_arena.trainers._torch_modules import build_module
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, NameMap, RunningLoss, Trainer, end_epoch, pin
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-ACTIVATIONS = NameMap(
-    "model.activation",
-    names.ACTIVATIONS,
-    {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": lambda: nn.GELU(approximate="none")},
-)
 #: torch.optim by name, each called with the trainable parameters and the ``optim`` config.
 OPTIMIZERS = NameMap(
     "optim.name",
@@ -37,91 +31,8 @@ OPTIMIZERS = NameMap(
 )
 
 
-class _Permute(nn.Module):
-    """Moves between the spec's NHWC layout and the NCHW layout torch convolutions want."""
-
-    def __init__(self, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(self.dims)
-
-
-class _Reshape(nn.Module):
-    def __init__(self, target_shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.target_shape = target_shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.target_shape)
-
-
-class _LSTM(nn.Module):
-    """One Keras-style LSTM layer: the whole sequence or only the last step's output."""
-
-    def __init__(self, features: int, units: int, return_sequences: bool) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(features, units, batch_first=True)
-        self.return_sequences = return_sequences
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x)
-        return out if self.return_sequences else out[:, -1]
-
-
 def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-
-def build_module(spec: m.ModelSpec, weights: Sequence[Sequence[np.ndarray]]) -> nn.Sequential:
-    """The spec as an ``nn.Sequential`` holding ``weights`` (Keras layout, transposed here)."""
-    mods: list[nn.Module] = []
-    channels_first = False
-    for layer, shape, w in zip(spec.layers, spec.shapes, weights):
-        if isinstance(layer, (m.Conv2D, m.MaxPool2D)) and not channels_first:
-            mods.append(_Permute((0, 3, 1, 2)))
-            channels_first = True
-        elif channels_first and not isinstance(layer, (m.Conv2D, m.MaxPool2D, m.Dropout)):
-            # Back to NHWC so Flatten orders features as Keras and the reference do.
-            mods.append(_Permute((0, 2, 3, 1)))
-            channels_first = False
-        if isinstance(layer, m.Reshape):
-            mods.append(_Reshape(layer.target_shape))
-        elif isinstance(layer, m.Flatten):
-            mods.append(nn.Flatten())
-        elif isinstance(layer, m.Dropout):
-            mods.append(nn.Dropout(layer.rate))
-        elif isinstance(layer, m.MaxPool2D):
-            mods.append(nn.MaxPool2d(layer.pool_size))  # floors like the reference and Keras "valid"
-        elif isinstance(layer, (m.Dense, m.Conv2D)):
-            if isinstance(layer, m.Dense):
-                mod: nn.Module = nn.Linear(shape[-1], layer.units)
-                kernel = w[0].T
-            else:
-                # padding="same" puts the odd pad after, as TensorFlow does.
-                mod = nn.Conv2d(shape[-1], layer.filters, layer.kernel_size, padding="same")
-                kernel = w[0].transpose(3, 2, 0, 1)
-            with torch.no_grad():
-                mod.weight.copy_(_t(kernel))
-                mod.bias.copy_(_t(w[1]))
-            mods.append(mod)
-            if layer.activation is not None:
-                mods.append(ACTIVATIONS[layer.activation]())
-        elif isinstance(layer, m.LSTM):
-            mod = _LSTM(shape[-1], layer.units, layer.return_sequences)
-            lstm = mod.lstm
-            with torch.no_grad():
-                lstm.weight_ih_l0.copy_(_t(w[0].T))
-                lstm.weight_hh_l0.copy_(_t(w[1].T))
-                lstm.bias_ih_l0.copy_(_t(w[2]))
-                lstm.bias_hh_l0.zero_()
-            # Keras has a single bias: freeze torch's second one at zero so the counts agree.
-            lstm.bias_hh_l0.requires_grad_(False)
-            mods.append(mod)
-        else:
-            raise TypeError(f"Unknown layer {layer!r}")
-    return nn.Sequential(*mods)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -302,6 +213,11 @@ class TorchTrainer(Trainer):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._logits(_t(x).to(self.device)).cpu().numpy()
+
+    def forward_train(self, x: np.ndarray) -> np.ndarray:
+        self.model.train()
+        with torch.no_grad():
+            return self.model(_t(x).to(self.device)).cpu().numpy()
 
     def inference_fn(self) -> Callable[[np.ndarray], Any]:
         model, device = self.compiled, self.device
