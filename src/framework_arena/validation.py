@@ -313,7 +313,7 @@ def _check_fits_memory(problems: list[str], data: Mapping[str, Any]) -> None:
         return
     available = memory_available()
     if needed > available:
-        key, value = ("data.num_samples", data["num_samples"]) if data["name"] == "synthetic" else ("data.path", data.get("path"))
+        key, value = ("data.num_samples", data["num_samples"]) if data["name"] in ("synthetic", "sequences") else ("data.path", data.get("path"))
         problems.append(
             f"Expected data={data['name']} to fit in memory: {key}={value!r} needs about {needed:,} bytes ({needed / 2**30:.1f} GiB: the arrays "
             f"and their split copies), {available:,} bytes ({available / 2**30:.1f} GiB) are available. Stream it from disk instead: "
