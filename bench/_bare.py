@@ -111,12 +111,10 @@ class BareKeras(Bare):
     def __init__(self, spec: Any, weights: Sequence[Sequence[np.ndarray]], data: Dataset, batch_size: int, optim: dict[str, Any], seed: int) -> None:
         import keras
 
-        from framework_arena.trainers.keras import _keras_layer, _optimizer
+        from framework_arena.trainers._keras_layers import build_model
+        from framework_arena.trainers.keras import _optimizer
 
-        self.model = keras.Sequential([keras.Input(spec.input_shape), *[_keras_layer(layer, spec.init) for layer in spec.layers]])
-        for layer, w in zip(self.model.layers, weights):
-            if w:
-                layer.set_weights([np.asarray(a, np.float32) for a in w])
+        self.model = build_model(spec, weights)  # the arena's own build: the same layers and weights
         self.model.compile(
             optimizer=_optimizer(optim),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
