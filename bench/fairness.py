@@ -1,6 +1,6 @@
 """Are speed figures fair on a shared machine? A trial alone, in a parallel sweep, beside a CPU hog.
 
-    python bench/fairness.py --quick      # < 5 min on 2 cores; writes bench/results/fairness-quick.md
+    python bench/fairness.py --quick      # 8.4 min on 2 cores (target < 5: most of it is per-trial start-up, issue 19); writes bench/results/fairness-quick.md
     python bench/fairness.py --smoke      # about a minute, torch only: checks the script itself
 
 Per framework and round, side by side in one run (the cases alternate inside each round):
