@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework_arena.config import register_configs
 from framework_arena.cores import parallel_trials
 from framework_arena.errors import ConfigError, TrackingUnavailable
+from framework_arena.interrupts import sigterm_interrupts
 from framework_arena.platform import TRIAL_STATS, write_stats
 from framework_arena.runner import TrialInterrupted, TrialResult, run_trial
 from framework_arena.secrets import redact_text
@@ -173,7 +172,7 @@ def compare_job(cfg: DictConfig) -> None:
     choices = HydraConfig.get().runtime.choices
     output_dir = HydraConfig.get().runtime.output_dir
     try:
-        with _own_folder(Path(output_dir) / "comparison") as folder, _sigterm_interrupts():
+        with _own_folder(Path(output_dir) / "comparison") as folder, sigterm_interrupts():
             rep = run_compare(plain, folder, str(choices.get("ranking", "custom")))
     except (NothingToCompare, NoRanking, TrackingUnavailable) as e:  # TrackingUnavailable: also AccessDenied (401, 403), an unreadable store
         log.error("%s", e)
@@ -205,23 +204,6 @@ def _own_folder(folder: Path) -> Iterator[Path]:
             folder = folder.with_name(f"{folder.name}-{os.getpid()}")
         folder.mkdir(exist_ok=True)
         yield folder
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM is handled as Ctrl-C is (Python's default would end the process on the spot)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # The console scripts. The task functions above stay importable by name, so a launcher that

@@ -24,16 +24,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from framework_arena.cores import thread_env
+from framework_arena.interrupts import sigterm_interrupts
 
 log = logging.getLogger("arena.deploy")
 
@@ -250,23 +249,6 @@ def serve_one(uri: str, group: str, trial: Any, settings: Mapping[str, Any], fol
     return served
 
 
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C while servers run, so the ``finally`` stops them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def serve_best(uri: str, groups: Mapping[str, Sequence[Any]], settings: Mapping[str, Any], out_dir: Path) -> list[Served]:
     """Serves and times each group's best trial, one server at a time; writes ``serving.json`` in ``out_dir``.
 
@@ -278,7 +260,7 @@ def serve_best(uri: str, groups: Mapping[str, Sequence[Any]], settings: Mapping[
         out_dir: the report's folder; each model and server log go to ``serving/<group>/``.
     """
     results: list[Served] = []
-    with _sigterm_raises():
+    with sigterm_interrupts():
         for group, trials in groups.items():
             trial = best_trial(trials)
             folder = out_dir / "serving" / group.replace("/", "_")

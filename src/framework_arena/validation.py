@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Mapping
 
 from framework_arena.data import DataError, check_idx_path, memory_needed
@@ -297,9 +298,10 @@ def memory_available() -> int:
 
     available = int(psutil.virtual_memory().available)
     try:  # cgroup v2: a container's limit is lower than what the machine shows
-        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
         if limit != "max":
-            used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+            used = int((cgroup / "memory.current").read_text().strip())
             available = min(available, int(limit) - used)
     except (OSError, ValueError):
         pass
