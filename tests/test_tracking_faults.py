@@ -18,7 +18,8 @@ import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from framework_arena.server import TrackingServer, free_port
+from framework_arena.ports import free_port
+from framework_arena.server import TrackingServer
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from framework_arena.errors import TrackingUnavailable
-from framework_arena.server import free_port
+from framework_arena.ports import free_port
 from framework_arena.sweep import PARENT_ENV, SWEEP_ENV, URI_ENV, Sweep
 from framework_arena.tracking import Guard, MetricSender, RunHandle, configure_http
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any, Iterator
 import pytest
 from conftest import require_module
 from mlflow.tracking import MlflowClient
+
+from framework_arena.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # its module fixtures train a sweep
 
@@ -68,16 +69,10 @@ def sweep(shootout: Path) -> dict[str, Any]:
     return {"folder": shootout, "uri": uri, "client": client, "experiment": exp, "parent": parent, "children": children}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(sweep: dict[str, Any]) -> Iterator[str]:
     """A real ``mlflow server`` on the sweep's store; fails with its log if it does not come up."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = sweep["folder"] / "mlflow-server.log"
     with open(log_path, "wb") as log:

@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import numpy as np
 
 from framework_arena.cores import thread_env
 from framework_arena.interrupts import sigterm_interrupts
+from framework_arena.ports import free_port
 
 log = logging.getLogger("arena.deploy")
 
@@ -64,13 +64,6 @@ class Served:
     pids: list[int] = field(default_factory=list)  # the server processes it started (all stopped)
 
 
-def free_port() -> int:
-    """A port free on the loopback interface now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def scoring_env(base: Mapping[str, str], keras_backend: str | None) -> dict[str, str]:
     """The server's environment: this Python's ``bin`` first on PATH (``mlflow models serve`` runs
     ``uvicorn`` by name) and ``KERAS_BACKEND`` as the model recorded it (MLflow records it in
@@ -88,7 +81,7 @@ class ScoringServer:
 
     def __init__(self, folder: Path, log_path: Path, keras_backend: str | None, threads: int = 1) -> None:
         self.folder, self.log_path, self.keras_backend = folder, log_path, keras_backend
-        self.port = free_port()
+        self.port = free_port(HOST)
         self.threads = threads
         self.proc: subprocess.Popen[bytes] | None = None
 

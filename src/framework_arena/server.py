@@ -26,7 +26,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
+
+from framework_arena.ports import free_port
 
 PG_USER = "mlflow"  # the database role MLflow connects as
 DATABASES = ("mlflow", "mlflow_auth")  # runs and artifacts' metadata; basic-auth users
@@ -54,12 +55,6 @@ def postgres_bindir() -> Path | None:
         return Path(on_path).resolve().parent
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     return Path(found[-1]).parent if found else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres() -> pwd.struct_passwd | None:
