@@ -34,6 +34,22 @@ def memory_gb() -> float | None:
         return None
 
 
+def memory_available() -> int:
+    """Bytes a new process may still take: the machine's available memory, or less under a cgroup limit."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    try:  # cgroup v2: a container's limit is lower than what the machine shows
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((cgroup / "memory.current").read_text().strip())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
 def gpu() -> str:
     """``name, driver`` of the first visible GPU (nvidia-smi), or ``none``."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "":

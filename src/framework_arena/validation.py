@@ -10,12 +10,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from pathlib import Path
 from typing import Any, Mapping
 
 from framework_arena.data import DataError, check_idx_path, memory_needed
 from framework_arena.errors import ConfigError
 from framework_arena.layerlist import framework_limits
+from framework_arena.machine import memory_available
 from framework_arena.models import build_spec
 from framework_arena.names import (
     ACTIVATIONS,
@@ -290,22 +290,6 @@ def _sample_shape(data: Mapping[str, Any]) -> tuple[int, ...] | None:
     if data.get("name") == "sequences":
         return (int(data["length"]),)
     return {"digits": (8, 8, 1), "idx": (28, 28, 1)}.get(data["name"]) or tuple(data["shape"])
-
-
-def memory_available() -> int:
-    """Bytes a new process may still take: the machine's available memory, or less under a cgroup limit."""
-    import psutil
-
-    available = int(psutil.virtual_memory().available)
-    try:  # cgroup v2: a container's limit is lower than what the machine shows
-        cgroup = Path("/sys/fs/cgroup")
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            used = int((cgroup / "memory.current").read_text().strip())
-            available = min(available, int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return available
 
 
 def _check_fits_memory(problems: list[str], data: Mapping[str, Any]) -> None:
