@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -106,6 +108,36 @@ def shootout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_arena(SHOOTOUT_ARGS, folder, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return folder
+
+
+@pytest.fixture(scope="session")
+def variant_probes() -> Callable[[str], dict[str, Any]]:
+    """Both conformance probes (tests/probe_variant.py) of every framework variant, run once per
+    session for tests/test_conformance.py and tests/test_layers.py; returns a look-up by variant
+    (``framework_id``) that fails the asking test with that variant's error.
+
+    One process per variant (Keras fixes its back end at the first import), two at a time: a probe
+    is mostly its single-threaded imports, so this halves the wait on two cores; the probes
+    compare numbers, not speed.
+    """
+    from layer_models import LAYER_MODELS
+    from trainer_models import MODELS
+
+    probe = Path(__file__).with_name("probe_variant.py")
+
+    def run(fb: tuple[str, str | None]) -> subprocess.CompletedProcess[str]:
+        args = [sys.executable, str(probe), fb[0], fb[1] or "-", json.dumps(MODELS), json.dumps(LAYER_MODELS)]
+        return subprocess.run(args, capture_output=True, text=True, timeout=900)  # pytest-timeout guards the whole setup too
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = dict(zip(map(framework_id, FRAMEWORKS), pool.map(run, FRAMEWORKS)))
+
+    def lookup(variant: str) -> dict[str, Any]:
+        proc = procs[variant]
+        assert proc.returncode == 0, f"{variant}: " + proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return lookup
 
 
 def require_postgres() -> None:

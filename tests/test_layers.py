@@ -3,9 +3,6 @@ conformance suite over every framework variant for every layer kind and the stoc
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,19 +123,9 @@ def test_sequences_are_seeded_balanced_and_need_order_and_content() -> None:
 
 
 @pytest.fixture(scope="module")
-def probes() -> dict[str, dict[str, dict[str, float]]]:
-    """Every model of LAYER_MODELS measured by every variant, each in a fresh process."""
-    out = {}
-    for framework, backend in FRAMEWORKS:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("probe_layers.py")), framework, backend or "-", json.dumps(LAYER_MODELS)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out[framework_id((framework, backend))] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+def probes(variant_probes) -> dict[str, dict[str, dict[str, float]]]:
+    """Every model of LAYER_MODELS measured by every variant, each in a fresh process (conftest.variant_probes)."""
+    return {framework_id(fb): variant_probes(framework_id(fb))["layers"] for fb in FRAMEWORKS}
 
 
 @pytest.mark.slow
@@ -153,7 +140,7 @@ def test_every_variant_matches_the_numpy_reference(probes: dict, variant: str, m
     assert out["after_training"] < tolerance, out  # and its running statistics updated as the spec says
 
 
-@pytest.mark.slow  # one process per variant: 5 imports, 6 models built twice and stepped (4.5 to 8.5 min on a 2-core machine shared with other work)
+@pytest.mark.slow  # conftest.variant_probes: one process per variant, two at a time, shared with tests/test_conformance.py
 @pytest.mark.parametrize("model", sorted(LAYER_MODELS))
 def test_one_adam_step_gives_every_variant_the_same_loss(probes: dict, model: str) -> None:
     losses = {variant: figures[model]["loss_after_step"] for variant, figures in probes.items()}
@@ -167,7 +154,8 @@ def test_one_adam_step_gives_every_variant_the_same_loss(probes: dict, model: st
 #: Every variant as a sweep value (conf/framework/keras_torch.yaml and keras_jax.yaml are shorthands).
 VARIANTS = ",".join({"keras-tensorflow": "keras"}.get(framework_id(fb), framework_id(fb).replace("-", "_")) for fb in FRAMEWORKS)
 #: The transformer's bar on data=sequences: chance is 0.25 and a bag of tokens (no order) reaches
-#: at most 0.5, so 0.75 needs the positions. Measured: torch 0.973 with these settings.
+#: at most 0.5, so 0.75 needs the positions. Measured (torch) val_accuracy by epoch with these
+#: settings: 0.50 0.64 0.75 0.91, then 0.96 0.97 (the 6 epochs this test trained before).
 TRANSFORMER_MIN_VAL_ACCURACY = 0.75
 
 
@@ -183,13 +171,15 @@ def _trials(folder: Path) -> list:
 @pytest.mark.parametrize(
     "overrides, minimum",
     [
-        (["model=resnet", "trainer.epochs=6"], 0.90),
-        (["model=transformer", "data=sequences", "data.num_samples=1500", "trainer.epochs=6", "trainer.batch_size=32"], TRANSFORMER_MIN_VAL_ACCURACY),
+        # Chance is 0.10; val_accuracy by epoch, the same in the 4 variants measured: 0.10 0.75 0.91 0.96.
+        (["model=resnet", "trainer.epochs=4"], 0.90),
+        (["model=transformer", "data=sequences", "data.num_samples=1500", "trainer.epochs=4", "trainer.batch_size=32"], TRANSFORMER_MIN_VAL_ACCURACY),
     ],
     ids=["resnet-digits", "transformer-sequences"],
 )
 def test_stock_models_learn_in_every_variant_and_compare_ranks_them(tmp_path: Path, overrides: list[str], minimum: float) -> None:
-    proc = run_arena(["-m", f"framework={VARIANTS}", *overrides, "hydra/launcher=parallel"], tmp_path, timeout=1500)
+    # No model logged: this test reads metrics only (test_trials checks the logged models).
+    proc = run_arena(["-m", f"framework={VARIANTS}", *overrides, "hydra/launcher=parallel", "tracking.log_model=false"], tmp_path, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = _trials(tmp_path)
     assert len(runs) == len(FRAMEWORKS)

@@ -32,10 +32,21 @@ def _only_run(tmp_path: Path, experiment: str = DOMINO_EXPERIMENT):
     return run
 
 
-@pytest.mark.slow
-def test_domino_job_is_tagged_and_writes_dominostats(tmp_path: Path) -> None:
-    proc = run_arena(["trainer.epochs=2"], tmp_path, env=DOMINO)
+@pytest.fixture(scope="module")
+def domino_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One Domino trial for the tag, dominostats and secret tests (one training, not two): its
+    environment holds secrets, and one of them is in its config too (the run name, so also the
+    recorded overrides). Returns its folder and the finished ``arena`` process."""
+    folder = tmp_path_factory.mktemp("domino")
+    env = {**DOMINO, "DOMINO_USER_API_KEY": SECRET, "MY_SERVICE_TOKEN": SECRET + "-2"}
+    proc = run_arena(["trainer.epochs=2", f"tracking.run_name=trial-{SECRET}"], folder, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder, proc
+
+
+@pytest.mark.slow
+def test_domino_job_is_tagged_and_writes_dominostats(domino_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    tmp_path, _ = domino_job  # the job's folder
     run = _only_run(tmp_path)
     for var, value in DOMINO.items():
         assert run.data.tags["domino." + var.removeprefix("DOMINO_").lower()] == value
@@ -45,19 +56,18 @@ def test_domino_job_is_tagged_and_writes_dominostats(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_outside_domino_there_is_no_domino_tag_nor_stats(tmp_path: Path) -> None:
-    proc = run_arena(["trainer.epochs=1", "tracking.log_model=false"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not [t for t in _only_run(tmp_path, "framework-arena").data.tags if t.startswith(("domino.", "slurm."))]
-    assert not (tmp_path / "dominostats.json").exists()
+def test_outside_domino_there_is_no_domino_tag_nor_stats(shootout: Path) -> None:
+    # The session's shoot-out (conftest.shootout) ran outside Domino: no trial of it has a platform
+    # tag, and its folder has no dominostats.json.
+    client = MlflowClient(f"sqlite:///{shootout / 'mlflow.db'}")
+    trials = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id], "tags.`arena.kind` = 'trial'")
+    assert trials and not [t for run in trials for t in run.data.tags if t.startswith(("domino.", "slurm."))]
+    assert not list(shootout.rglob("dominostats.json"))
 
 
 @pytest.mark.slow
-def test_planted_secret_appears_nowhere_in_the_store(tmp_path: Path) -> None:
-    env = {**DOMINO, "DOMINO_USER_API_KEY": SECRET, "MY_SERVICE_TOKEN": SECRET + "-2"}
-    # The secret also reaches the config: as a run name and in the recorded overrides.
-    proc = run_arena(["trainer.epochs=1", f"tracking.run_name=trial-{SECRET}"], tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_planted_secret_appears_nowhere_in_the_store(domino_job: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    tmp_path, proc = domino_job  # the job's folder
     assert _only_run(tmp_path).info.run_name == f"trial-{secrets.MARKER}"
     leaks = [p for p in (tmp_path / "mlruns").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert not leaks

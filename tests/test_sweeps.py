@@ -95,7 +95,7 @@ def test_rerun_switch_trains_again(tmp_path: Path) -> None:
 
 def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> None:
     # lr=1e6 diverges to NaN; lr=-1 is refused by validation; lr=0.05 trains.
-    proc = run_arena(["-m", "optim=sgd", "optim.lr=0.05,1e6,-1", "trainer.epochs=2"], tmp_path, timeout=900)
+    proc = run_arena(["-m", "optim=sgd", "optim.lr=0.05,1e6,-1", "trainer.epochs=2", "hydra/launcher=parallel"], tmp_path, timeout=900)
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
     assert "1 finished, 1 failed, 1 invalid" in out
@@ -127,7 +127,9 @@ def test_cluster_launchers_run_locally(tmp_path: Path, launcher: str, target: st
 
 def test_optuna_search_records_the_best_parameters(tmp_path: Path) -> None:
     require_module("hydra_plugins.hydra_optuna_sweeper", "pip install -e '.[sweep]'")
-    proc = run_arena(["experiment=tune", "hydra.sweeper.n_trials=3", "trainer.epochs=1", "tracking.experiment=framework-arena"], tmp_path, timeout=900)
+    # Two trials at a time (Optuna asks for two, joblib runs them): the search, not the speed, is tested.
+    search = ["experiment=tune", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2", "hydra/launcher=parallel"]
+    proc = run_arena([*search, "trainer.epochs=1", "tracking.experiment=framework-arena"], tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, [parent], trials = _runs(tmp_path)
     assert "OptunaSweeper" in parent.data.tags["arena.sweeper"]
