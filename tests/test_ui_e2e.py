@@ -147,9 +147,9 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     from playwright.sync_api import expect
 
     parent, children = sweep["parent"], sweep["children"]
-    # The sweep's own pick (the first best by job number: a tie in val_accuracy is plausible).
+    # The sweep's own pick (the first best by job number: a tie in val/accuracy is plausible).
     best = next(r for r in children if r.info.run_id == parent.data.tags["arena.best_run_id"])
-    assert best.data.metrics["val_accuracy"] == max(r.data.metrics["val_accuracy"] for r in children)
+    assert best.data.metrics["val/accuracy"] == max(r.data.metrics["val/accuracy"] for r in children)
     other = next(r for r in children if r is not best)
     _open_experiment(page, server)
 
@@ -182,7 +182,7 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     description = page.get_by_text(re.compile(rf"^{framework}\b.* · mlp · digits — FINISHED$"))
     expect(description).to_be_visible()
     _show_more(page)
-    expect(page.get_by_text(f"val_accuracy {best.data.metrics['val_accuracy']:.4f}", exact=False)).to_be_visible()
+    expect(page.get_by_text(f"val/accuracy {best.data.metrics['val/accuracy']:.4f}", exact=False)).to_be_visible()
     expect(page.get_by_text(f"a trial of parent run {parent.info.run_id}", exact=False)).to_be_visible()
     expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()  # "Parent run"
     expect(page.get_by_text("Logged models (1)")).to_be_visible()
@@ -191,10 +191,10 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     # Its learning curves as charts.
     page.get_by_role("tab", name="Model metrics").click()
     page.get_by_placeholder("Search metric charts").fill("accuracy")
-    for metric in ("train_accuracy", "val_accuracy", "test_accuracy"):
+    for metric in ("train/accuracy", "val/accuracy", "test/accuracy"):
         expect(page.get_by_text(metric, exact=True).first).to_be_visible()
-    expect(page.get_by_text("epoch_time_s", exact=True)).to_have_count(0)  # filtered out
-    expect(page.get_by_text(f"{best.info.run_name} (val_accuracy)")).to_be_visible()  # a line chart's legend
+    expect(page.get_by_text("speed/epoch_time_s", exact=True)).to_have_count(0)  # filtered out
+    expect(page.get_by_text(f"{best.info.run_name} (val/accuracy)")).to_be_visible()  # a line chart's legend
     page.screenshot(path=shots / "4-trial-charts.png")
 
     # Its artifacts: the learning-curve plot renders.
