@@ -522,3 +522,52 @@ def test_real_two_model_shootout_reports_each_workload_and_the_aggregate(tmp_pat
         expected = math.sqrt(speed[("mlp/digits", group)] * speed[("cnn/digits", group)])
         assert float(criteria[("train_throughput", group)]["value"]) == pytest.approx(expected)
         assert criteria[("train_throughput", group)]["workloads"] == "2"
+
+
+def _as_flat_named_run(client: MlflowClient, run: Any) -> None:
+    """Replaces ``run`` by its copy logged under the flat metric names of runs from before the
+    sections (``val_accuracy``, ``train_samples_per_s`` ...): same tags, params, histories, times."""
+    from mlflow.entities import Metric, Param
+
+    from framework_arena.metric_names import flat_name
+
+    run_id = run.info.run_id
+    old = client.create_run(run.info.experiment_id, start_time=run.info.start_time, tags=run.data.tags, run_name=run.info.run_name)
+    metrics = [Metric(flat_name(key) or key, m.value, m.timestamp, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)]
+    assert {m.key for m in metrics}.isdisjoint(run.data.metrics)  # every metric really is renamed
+    params = [Param(k, v) for k, v in run.data.params.items()]
+    for i in range(0, max(len(metrics), len(params)), 100):  # MLflow's batch limits
+        client.log_batch(old.info.run_id, metrics=metrics[i : i + 100], params=params[i : i + 100])
+    client.set_terminated(old.info.run_id, "FINISHED", end_time=run.info.end_time)
+    client.delete_run(run_id)
+
+
+@pytest.mark.slow
+def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path, tmp_path: Path) -> None:
+    """A store from before the metric sections keeps comparing: half the runs renamed back to the
+    flat names rank and score exactly as when every run has the sectioned names."""
+    from framework_arena import api
+
+    results = {}
+    for mixed in (False, True):
+        store = tmp_path / f"store-{mixed}"
+        shutil.copytree(shootout, store)
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        if mixed:
+            client = MlflowClient(uri)
+            exp = client.get_experiment_by_name("framework-arena")
+            runs = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial' and params.`trainer.seed` = '1'")
+            assert len(runs) == 3 and "val/accuracy" in runs[0].data.metrics
+            for run in runs:  # one run of each framework: every group mixes both spellings
+                _as_flat_named_run(client, run)
+            assert len(client.search_runs([exp.experiment_id], "metrics.`val_accuracy` > 0")) == 3
+        result = api.compare([f"tracking.uri={uri}", "select.sweep=latest", "bootstrap.samples=20", "report.log_run=false"], out_dir=tmp_path / f"out-{mixed}")
+        assert len(result.runs) == 6
+        results[mixed] = (
+            result.ranking[["framework", "rank", "score"]].to_dict("records"),
+            result.criteria[["criterion", "framework", "value", "display", "score"]].astype(str).to_dict("records"),
+        )
+    assert results[True] == results[False]
+    criteria = {(r["criterion"], r["framework"]): r["value"] for r in results[True][1]}
+    assert float(criteria["quality", "torch"]) > 0.3 and math.isfinite(float(criteria["train_throughput", "torch"]))
+    assert float(criteria["time_to_target", "torch"]) > 0  # read from histories: the flat-named ones too

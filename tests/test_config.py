@@ -74,6 +74,21 @@ def test_validation_names_key_value_and_expectation(overrides: list[str], key: s
     assert key in text and value in text and ("Expected" in text or "needs" in text), text
 
 
+@pytest.mark.parametrize("objective", ["val/accuracy", "val_accuracy", "speed/samples_per_s", "train_samples_per_s"])
+def test_the_objective_takes_the_sectioned_name_or_the_flat_one(objective: str) -> None:
+    from framework_arena.trial import resolve_trial
+
+    cfg = compose([f"arena.objective={objective}"])
+    validation.validate(plain(cfg))
+    assert resolve_trial(cfg).objective == ("val/accuracy" if "val" in objective else "speed/samples_per_s")  # what the sweeper gets
+
+
+def test_an_unknown_objective_lists_the_sectioned_names() -> None:
+    with pytest.raises(validation.ConfigError) as err:
+        validation.validate(plain(compose(["arena.objective=accuracy"])))
+    assert "Expected arena.objective in ('val/accuracy', 'test/accuracy'" in str(err.value) and "Received: arena.objective='accuracy'" in str(err.value)
+
+
 def test_all_problems_are_reported_together() -> None:
     with pytest.raises(validation.ConfigError) as err:
         validation.validate(plain(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))

@@ -102,7 +102,17 @@ def test_joblib_sweep_gives_each_trial_its_own_core(tmp_path: Path) -> None:
 
 def _trial(name: str, metrics: dict[str, float], **tags: str) -> Trial:
     return Trial(
-        name * 4, name, "torch", "torch", "mlp", "digits", "0", {}, dict(metrics), {"speed/epoch_time_s": [(1, 0.1)]}, {f"arena.{k}": v for k, v in tags.items()}
+        name * 4,
+        name,
+        "torch",
+        "torch",
+        "mlp",
+        "digits",
+        "0",
+        {},
+        dict(metrics),
+        {"speed/epoch_time_s": [(1, 0.1)]},
+        {f"arena.{k}": v for k, v in tags.items()},
     )
 
 

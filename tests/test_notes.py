@@ -9,7 +9,14 @@ from conftest import compose
 from framework_arena import notes
 from framework_arena.trial import plain
 
-METRICS = {"val/accuracy": 0.84758, "test/accuracy": 0.7918, "val/loss": 1.17, "speed/samples_per_s": 26874.3, "speed/fit_time_s": 3.27, "model/num_params": 17226.0}
+METRICS = {
+    "val/accuracy": 0.84758,
+    "test/accuracy": 0.7918,
+    "val/loss": 1.17,
+    "speed/samples_per_s": 26874.3,
+    "speed/fit_time_s": 3.27,
+    "model/num_params": 17226.0,
+}
 
 
 def test_trial_note_says_framework_config_result_and_parent() -> None:

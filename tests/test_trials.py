@@ -17,6 +17,7 @@ import pytest
 from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from mlflow.tracking import MlflowClient
 
+from framework_arena.metric_names import METRICS
 from framework_arena.runner import TrialResult, run_trial
 from framework_arena.tracking import RunHandle
 
@@ -94,6 +95,7 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     assert 0 <= m["speed/compile_time_s"] <= m["speed/time_to_first_step_s"]
     assert m["infer/latency_ms_p95"] >= m["infer/latency_ms_p50"]
     assert "memory/gpu_peak_mb" not in m  # on a CPU
+    assert set(m) <= set(METRICS), set(m) - set(METRICS)  # every metric in a section (metric_names.py)
     assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
