@@ -547,6 +547,7 @@ def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path
     """A store from before the metric sections keeps comparing: half the runs renamed back to the
     flat names rank and score exactly as when every run has the sectioned names."""
     from framework_arena import api
+    from framework_arena.tracking import Reader
 
     results = {}
     for mixed in (False, True):
@@ -560,6 +561,9 @@ def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path
             assert len(runs) == 3 and "val/accuracy" in runs[0].data.metrics
             for run in runs:  # one run of each framework: every group mixes both spellings
                 _as_flat_named_run(client, run)
+            [flat] = client.search_runs([exp.experiment_id], f"attributes.run_name = '{runs[0].info.run_name}'")
+            expected = [(m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, "val/accuracy")]
+            assert Reader(uri).history(flat.info.run_id, "val/accuracy") == expected != []  # time to target reads it
             assert len(client.search_runs([exp.experiment_id], "metrics.`val_accuracy` > 0")) == 3
         result = api.compare([f"tracking.uri={uri}", "select.sweep=latest", "bootstrap.samples=20", "report.log_run=false"], out_dir=tmp_path / f"out-{mixed}")
         assert len(result.runs) == 6
@@ -569,5 +573,4 @@ def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path
         )
     assert results[True] == results[False]
     criteria = {(r["criterion"], r["framework"]): r["value"] for r in results[True][1]}
-    assert float(criteria["quality", "torch"]) > 0.3 and math.isfinite(float(criteria["train_throughput", "torch"]))
-    assert float(criteria["time_to_target", "torch"]) > 0  # read from histories: the flat-named ones too
+    assert float(criteria["quality", "torch"]) > 0.3  # never screened out (speed may be: contended runs)
