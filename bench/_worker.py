@@ -189,7 +189,11 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         reporter = _Reporter(parent.channel, session)
         timed = _Timed(reporter)
         trainer.fit(data, timed)
-        return {"samples_per_s": [h["speed/epoch_samples_per_s"] for h in reporter.history], "fit_time_s": reporter.end_logs["speed/fit_time_s"], "callback_s": timed.spent}
+        return {
+            "samples_per_s": [h["speed/epoch_samples_per_s"] for h in reporter.history],
+            "fit_time_s": reporter.end_logs["speed/fit_time_s"],
+            "callback_s": timed.spent,
+        }
 
     def autolog(epochs: int) -> dict[str, Any]:
         import mlflow
