@@ -83,6 +83,20 @@ def test_the_objective_takes_the_sectioned_name_or_the_flat_one(objective: str) 
     assert resolve_trial(cfg).objective == ("val/accuracy" if "val" in objective else "speed/samples_per_s")  # what the sweeper gets
 
 
+def test_a_run_s_flat_metric_names_read_as_sectioned_ones() -> None:
+    from framework_arena.metric_names import METRICS, current, flat_name
+
+    assert current({"val_accuracy": 0.9, "train_samples_per_s": 5.0, "system/cpu_utilization_percentage": 1.0}) == {
+        "val/accuracy": 0.9,
+        "speed/samples_per_s": 5.0,
+        "system/cpu_utilization_percentage": 1.0,  # MLflow's own names stay
+    }
+    assert current({"val_accuracy": 0.1, "val/accuracy": 0.9}) == {"val/accuracy": 0.9}  # both spellings: the sectioned one
+    assert current({"best_val_accuracy": 0.9}) == {"best/val/accuracy": 0.9}  # a sweep parent's
+    assert all(flat_name(name) and current({flat_name(name): 1}) == {name: 1} for name in METRICS)
+    assert len(set(METRICS)) == len(METRICS) and all("/" in name for name in METRICS)
+
+
 def test_an_unknown_objective_lists_the_sectioned_names() -> None:
     with pytest.raises(validation.ConfigError) as err:
         validation.validate(plain(compose(["arena.objective=accuracy"])))
