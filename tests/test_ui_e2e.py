@@ -115,6 +115,8 @@ def server(sweep: dict[str, Any]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = require_module("playwright.sync_api", "Playwright is in the dev extra: pip install -e '.[dev]'")
+    # expect() waits 5 s by default, less than a loaded 2-core machine's UI takes to draw a page.
+    sync_api.expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=_chromium())
         yield b
