@@ -63,7 +63,7 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     def epoch(kind: str) -> dict[str, Any]:
         reporter = _Reporter(channel, None)
         trainers[kind].fit(datasets[kind], reporter)
-        return {"samples_per_s": reporter.history[-1]["epoch_samples_per_s"], "fit_time_s": reporter.end_logs["fit_time_s"]}
+        return {"samples_per_s": reporter.history[-1]["speed/epoch_samples_per_s"], "fit_time_s": reporter.end_logs["speed/fit_time_s"]}
 
     for kind in trainers:  # warm-up: tracing, workers, caches; not recorded
         epoch(kind)

@@ -173,9 +173,9 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         # The run stays RUNNING in this scratch store, deleted at the end: MLflow's
         # set_terminated waits ~1 s for its asynchronous queue's thread, per call.
         return {
-            "samples_per_s": [h["epoch_samples_per_s"] for h in reporter.history],
+            "samples_per_s": [h["speed/epoch_samples_per_s"] for h in reporter.history],
             "wall_s": wall,
-            "fit_time_s": reporter.end_logs["fit_time_s"],
+            "fit_time_s": reporter.end_logs["speed/fit_time_s"],
             "callback_s": timed.spent,  # on_step_end and on_epoch_end
             "end_s": timed.end,  # on_train_end: tracked, the last request sent and waited for
             "sender_cpu_s": sender_s,
@@ -189,7 +189,11 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         reporter = _Reporter(parent.channel, session)
         timed = _Timed(reporter)
         trainer.fit(data, timed)
-        return {"samples_per_s": [h["epoch_samples_per_s"] for h in reporter.history], "fit_time_s": reporter.end_logs["fit_time_s"], "callback_s": timed.spent}
+        return {
+            "samples_per_s": [h["speed/epoch_samples_per_s"] for h in reporter.history],
+            "fit_time_s": reporter.end_logs["speed/fit_time_s"],
+            "callback_s": timed.spent,
+        }
 
     def autolog(epochs: int) -> dict[str, Any]:
         import mlflow

@@ -11,7 +11,7 @@ Per framework and round, side by side in one run (the cases alternate inside eac
 3. ``hogged``: one trial while the benchmark's bounded CPU hog spins on every core the trial may
    use (one process per core, started before the trial and killed after it, by pid).
 
-Figures: ``parallel_ratio`` per framework = median over rounds of (median ``train_samples_per_s``
+Figures: ``parallel_ratio`` per framework = median over rounds of (median ``speed/samples_per_s``
 of the sweep's two trials / the alone trial's), target >= 0.85 on 2 cores, with ``ci90`` (5th-95th
 percentiles over bootstrap resamples of the rounds); ``hogged_flagged`` (target: every one) and
 ``quiet_flagged`` (alone and parallel trials tagged ``arena.contended``; target <= 1 in 10 on a
@@ -65,10 +65,10 @@ def _runs(folder: Path, experiment: str) -> list[dict[str, Any]]:
     return [
         {
             "framework": r.data.params.get("framework.name"),
-            "samples_per_s": r.data.metrics.get("train_samples_per_s", float("nan")),
+            "samples_per_s": r.data.metrics.get("speed/samples_per_s", float("nan")),
             "contended": r.data.tags.get("arena.contended") == "true",
             "cores": r.data.tags.get("arena.cores"),
-            "other_share": r.data.metrics.get("contention_other_share"),
+            "other_share": r.data.metrics.get("contention/other_share"),
         }
         for r in runs
     ]

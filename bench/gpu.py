@@ -5,9 +5,9 @@
 
 Each case is a real trial (``runner.run_trial``, a fresh child process, ``tracking=none``) on
 synthetic 28x28x1 images with the cnn model, so the figures are the ones a trial logs:
-steady ``train_samples_per_s`` (first epoch excluded), ``time_to_first_step_s``,
-``compile_time_s``, ``infer_latency_ms_p50``/``p95`` (batch 1), ``infer_samples_per_s``,
-``gpu_peak_mem_mb`` and ``peak_rss_mb``. A case whose framework build cannot use the GPU here
+steady ``speed/samples_per_s`` (first epoch excluded), ``speed/time_to_first_step_s``,
+``speed/compile_time_s``, ``infer/latency_ms_p50``/``p95`` (batch 1), ``infer/samples_per_s``,
+``memory/gpu_peak_mb`` and ``memory/peak_rss_mb``. A case whose framework build cannot use the GPU here
 (tensorflow-cpu, jax without CUDA) is reported as skipped with the trainer's reason. Results go to
 ``bench/results/gpu-<device>.md`` with the machine's description, and one JSON line per case
 ends the output.
@@ -42,14 +42,14 @@ CASES = [
     ("keras-tensorflow fp32", ["framework=keras", "framework.backend=tensorflow"]),
 ]
 FIGURES = (
-    "train_samples_per_s",
-    "time_to_first_step_s",
-    "compile_time_s",
-    "infer_latency_ms_p50",
-    "infer_latency_ms_p95",
-    "infer_samples_per_s",
-    "gpu_peak_mem_mb",
-    "peak_rss_mb",
+    "speed/samples_per_s",
+    "speed/time_to_first_step_s",
+    "speed/compile_time_s",
+    "infer/latency_ms_p50",
+    "infer/latency_ms_p95",
+    "infer/samples_per_s",
+    "memory/gpu_peak_mb",
+    "memory/peak_rss_mb",
 )
 SMOKE_CASES = ("torch fp32", "torch bf16", "keras-torch fp32")
 

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from framework_arena import api
 from framework_arena.errors import ConfigError
+from framework_arena.metric_names import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +37,12 @@ def test_train_returns_what_mlflow_holds(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.status == "FINISHED" and result.run_id
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == result.run_name == "torch-mlp-digits-s0"
-    for key in ("val_accuracy", "test_accuracy", "train_samples_per_s", "num_params", "fit_time_s"):
+    for key in ("val/accuracy", "test/accuracy", "speed/samples_per_s", "model/num_params", "speed/fit_time_s"):
         assert result.metrics[key] == pytest.approx(run.data.metrics[key], rel=1e-12), key
-    assert result.metrics["val_accuracy"] > 0.5  # it learned
+    assert result.metrics["val/accuracy"] > 0.5  # it learned
+    # every metric in a section of the arena's vocabulary: the MLflow UI draws them as chart sections
+    assert set(run.data.metrics) <= set(METRICS), set(run.data.metrics) - set(METRICS)
+    assert {k.split("/")[0] for k in run.data.metrics} >= {"train", "val", "test", "speed", "infer", "memory", "contention", "model"}
 
 
 @pytest.mark.slow
@@ -53,7 +57,7 @@ def test_sweep_through_joblib_returns_the_parent_and_each_trial(tmp_path: Path, 
     for trial in result.trials:
         run = client.get_run(trial.run_id)
         assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
-        assert trial.metrics["val_accuracy"] == run.data.metrics["val_accuracy"] > 0.3
+        assert trial.metrics["val/accuracy"] == run.data.metrics["val/accuracy"] > 0.3
 
 
 @pytest.mark.slow
@@ -84,7 +88,7 @@ def test_arena_prints_one_json_line_with_the_switch(tmp_path: Path) -> None:
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout  # the log goes to stderr
     line = json.loads(lines[0])
-    assert line["status"] == "FINISHED" and line["run_id"] is None and line["metrics"]["val_accuracy"] > 0.3
+    assert line["status"] == "FINISHED" and line["run_id"] is None and line["metrics"]["val/accuracy"] > 0.3
 
 
 @pytest.mark.slow

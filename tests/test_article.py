@@ -102,7 +102,7 @@ def test_parity_and_ordered_claims_are_tested_with_the_margin(store: str, tmp_pa
 
 
 def test_two_runs_with_overlapping_intervals_are_not_conclusive(store: str, tmp_path: Path) -> None:
-    slow_learner = {"val_accuracy": 0.5, "epoch_time_s": 1.0}  # never reaches target_accuracy=0.9
+    slow_learner = {"val/accuracy": 0.5, "speed/epoch_time_s": 1.0}  # never reaches target_accuracy=0.9
     _plant(
         store,
         {
@@ -143,9 +143,9 @@ def test_performance_is_held_against_large_data_and_quality_stands_as_ours(store
     _plant(
         store,
         {
-            "torch": [{**size, "train_samples_per_s": v, "test_accuracy": 0.95, "peak_rss_mb": 600} for size in (small, large) for v in (500, 510, 520)],
+            "torch": [{**size, "speed/samples_per_s": v, "test/accuracy": 0.95, "memory/peak_rss_mb": 600} for size in (small, large) for v in (500, 510, 520)],
             "keras-tensorflow": [
-                {**size, "train_samples_per_s": v, "test_accuracy": 0.80, "peak_rss_mb": 600} for size in (small, large) for v in (100, 105, 110)
+                {**size, "speed/samples_per_s": v, "test/accuracy": 0.80, "memory/peak_rss_mb": 600} for size in (small, large) for v in (100, 105, 110)
             ],
         },
     )
@@ -204,9 +204,9 @@ def test_license_verdict_compares_the_article_with_the_own_license(store: str, t
     _plant(
         store,
         {
-            "torch": [{**TORCH_TAGS, "train_samples_per_s": 1}] * 2,
-            "keras-torch": [{**keras_tags, "train_samples_per_s": 1}],
-            "tensorflow": [{**old_tf, "train_samples_per_s": 1}],
+            "torch": [{**TORCH_TAGS, "speed/samples_per_s": 1}] * 2,
+            "keras-torch": [{**keras_tags, "speed/samples_per_s": 1}],
+            "tensorflow": [{**old_tf, "speed/samples_per_s": 1}],
         },
     )
     license = _article(store, tmp_path)["license"]

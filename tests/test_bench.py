@@ -69,7 +69,14 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = _json_lines(proc.stdout)
     assert row["case"] == "torch bf16" and row["status"] == "FINISHED", row
-    for key in ("train_samples_per_s", "time_to_first_step_s", "infer_latency_ms_p50", "infer_latency_ms_p95", "infer_samples_per_s", "peak_rss_mb"):
+    for key in (
+        "speed/samples_per_s",
+        "speed/time_to_first_step_s",
+        "infer/latency_ms_p50",
+        "infer/latency_ms_p95",
+        "infer/samples_per_s",
+        "memory/peak_rss_mb",
+    ):
         assert row[key] > 0, key
     assert "| torch bf16 |" in out.read_text()
 

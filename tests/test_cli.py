@@ -34,5 +34,5 @@ def test_tracking_none_trains_without_touching_mlflow(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = run_trial(compose(["tracking=none", "trainer.epochs=2"]))
     assert result.status == "FINISHED" and result.run_id is None
-    assert result.metrics["test_accuracy"] > 0.5 and "train_samples_per_s" in result.metrics
+    assert result.metrics["test/accuracy"] > 0.5 and "speed/samples_per_s" in result.metrics
     assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns

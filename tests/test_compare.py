@@ -82,9 +82,9 @@ def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, t
     _plant(
         store,
         {
-            "torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}] * 2,
-            "tensorflow": [{"train_samples_per_s": 200, "test_accuracy": 0.9}] * 2,
-            "keras-jax": [{"train_samples_per_s": 400, "test_accuracy": 0.6}] * 2,
+            "torch": [{"speed/samples_per_s": 100, "test/accuracy": 0.9}] * 2,
+            "tensorflow": [{"speed/samples_per_s": 200, "test/accuracy": 0.9}] * 2,
+            "keras-jax": [{"speed/samples_per_s": 400, "test/accuracy": 0.6}] * 2,
         },
     )
     # Throughput scores 0.25, 0.5, 1; quality scores 1, 1, 0.6/0.9. Equal weights:
@@ -106,9 +106,9 @@ def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store:
     _plant(
         store,
         {
-            "torch": [{"train_samples_per_s": 100}, {"train_samples_per_s": 300}],
-            "tensorflow": [{"train_samples_per_s": 150}, {"train_samples_per_s": 250}],
-            "keras-torch": [{"train_samples_per_s": 1000}, {"train_samples_per_s": 1000}],
+            "torch": [{"speed/samples_per_s": 100}, {"speed/samples_per_s": 300}],
+            "tensorflow": [{"speed/samples_per_s": 150}, {"speed/samples_per_s": 250}],
+            "keras-torch": [{"speed/samples_per_s": 1000}, {"speed/samples_per_s": 1000}],
         },
     )
     ranking = _rank(store, tmp_path, {"train_throughput": 1, "inference_latency": 5})
@@ -126,7 +126,7 @@ def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store:
 
 
 def test_nothing_to_compare_is_a_clear_message(store: str, tmp_path: Path) -> None:
-    _plant(store, {"torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}]})
+    _plant(store, {"torch": [{"speed/samples_per_s": 100, "test/accuracy": 0.9}]})
     MlflowClient(store).create_experiment("empty")
     # Through the real CLI for the two a user meets first; in-process for the rest (same code path).
     for args, expected in (
@@ -198,11 +198,11 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
         store,
         {
             "torch": [
-                {**small, "train_samples_per_s": 500, "peak_rss_mb": 400},
-                {**large, "train_samples_per_s": 400, "peak_rss_mb": 600},
-                {"param:data.num_samples": 1000000, "train_samples_per_s": 50, "peak_rss_mb": 2000},
+                {**small, "speed/samples_per_s": 500, "memory/peak_rss_mb": 400},
+                {**large, "speed/samples_per_s": 400, "memory/peak_rss_mb": 600},
+                {"param:data.num_samples": 1000000, "speed/samples_per_s": 50, "memory/peak_rss_mb": 2000},
             ],
-            "tensorflow": [{**small, "train_samples_per_s": 300, "peak_rss_mb": 500}, {**large, "train_samples_per_s": 800, "peak_rss_mb": 500}],
+            "tensorflow": [{**small, "speed/samples_per_s": 300, "memory/peak_rss_mb": 500}, {**large, "speed/samples_per_s": 800, "memory/peak_rss_mb": 500}],
         },
     )
     ranking = _rank(store, tmp_path, {"large_data": 1})
@@ -215,7 +215,7 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
     assert "mlp/digits: from 1,000 to 100,000, throughput x0.80, peak memory x1.50" in crit[("large_data", "torch")]["note"]
     assert "mlp/digits: from 1,000 to 100,000, throughput x2.67, peak memory x1.00" in crit[("large_data", "tensorflow")]["note"]
     curve = [
-        (r["framework"], r["size"], r["train_samples_per_s"], r["peak_rss_mb"], r["every_framework_ran"])
+        (r["framework"], r["size"], r["speed/samples_per_s"], r["memory/peak_rss_mb"], r["every_framework_ran"])
         for r in csv.DictReader((tmp_path / "report" / "scaling.csv").open())
     ]
     assert curve == [
@@ -229,7 +229,7 @@ def test_large_data_is_throughput_at_the_largest_size_every_framework_ran(store:
 
 
 def test_domino_job_gets_the_report_in_its_artifacts_folder(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _plant(store, {"torch": [{"train_samples_per_s": 100}], "tensorflow": [{"train_samples_per_s": 300}]})
+    _plant(store, {"torch": [{"speed/samples_per_s": 100}], "tensorflow": [{"speed/samples_per_s": 300}]})
     monkeypatch.setenv("DOMINO_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false", "platform=domino"])
     cfg["ranking"]["weights"] = {"train_throughput": 1}
@@ -240,7 +240,7 @@ def test_domino_job_gets_the_report_in_its_artifacts_folder(store: str, tmp_path
 
 
 def test_a_single_framework_is_described_not_ranked_against_the_article(store: str, tmp_path: Path) -> None:
-    _plant(store, {"torch": [{"train_samples_per_s": 100, "test_accuracy": 0.9}]})
+    _plant(store, {"torch": [{"speed/samples_per_s": 100, "test/accuracy": 0.9}]})
     rep = compare(_compose_compare([f"tracking.uri={store}", "select.experiment=planted", "report.log_run=false"]), tmp_path / "report", "balanced")
     assert [r.group for r in rep.ranking.rows] == ["torch"] and rep.ranking.rows[0].rank == 1
     speed = next(a for a in rep.article if a.row == "speed")
@@ -254,10 +254,10 @@ def test_license_and_code_size_come_from_what_the_runs_logged(store: str, tmp_pa
         store,
         {
             "torch": [
-                {"train_samples_per_s": 100, "trainer_api_names": 40, "trainer_lines": 200},
-                {"train_samples_per_s": 100, "trainer_api_names": 42, "trainer_lines": 210},
+                {"speed/samples_per_s": 100, "facts/trainer_api_names": 40, "facts/trainer_lines": 200},
+                {"speed/samples_per_s": 100, "facts/trainer_api_names": 42, "facts/trainer_lines": 210},
             ],
-            "tensorflow": [{"train_samples_per_s": 300}],  # a run from before the trials logged these facts
+            "tensorflow": [{"speed/samples_per_s": 300}],  # a run from before the trials logged these facts
         },
     )
     for run in client.search_runs([client.get_experiment_by_name("planted").experiment_id], "tags.`arena.framework` = 'torch'"):
@@ -349,8 +349,8 @@ def test_a_copied_store_compares_on_a_machine_without_one_framework(shootout: Pa
     assert float(torch_license["value"]) == 1.0 and torch_license["note"].startswith("torch; own license from its LICENSE file; bundled components"), (
         torch_license
     )
-    assert float(size["value"]) == statistics.median(r.data.metrics["trainer_api_names"] for r in runs) > 0
-    assert size["display"].endswith(f"{statistics.median(r.data.metrics['trainer_lines'] for r in runs):g} lines")
+    assert float(size["value"]) == statistics.median(r.data.metrics["facts/trainer_api_names"] for r in runs) > 0
+    assert size["display"].endswith(f"{statistics.median(r.data.metrics['facts/trainer_lines'] for r in runs):g} lines")
     for group in ("tensorflow", "keras-tensorflow"):  # every framework's facts are read the same way
         assert crit[("license", group)]["value"] and crit[("code_size", group)]["value"], group
 
@@ -391,8 +391,8 @@ def test_a_framework_faster_on_every_workload_ranks_first_whatever_its_run_count
     _plant(
         store,
         {
-            "torch": [{**fast, "train_samples_per_s": v} for v in torch_fast] + [{**slow, "train_samples_per_s": v} for v in torch_slow],
-            "tensorflow": [{**fast, "train_samples_per_s": v} for v in tf_fast] + [{**slow, "train_samples_per_s": v} for v in tf_slow],
+            "torch": [{**fast, "speed/samples_per_s": v} for v in torch_fast] + [{**slow, "speed/samples_per_s": v} for v in torch_slow],
+            "tensorflow": [{**fast, "speed/samples_per_s": v} for v in tf_fast] + [{**slow, "speed/samples_per_s": v} for v in tf_slow],
         },
     )
     pooled = {"torch": torch_fast + torch_slow, "tensorflow": tf_fast + tf_slow}
@@ -432,9 +432,9 @@ def test_a_workload_only_one_framework_ran_is_listed_and_changes_no_score(store:
     _plant(
         store,
         {
-            "torch": [{"train_samples_per_s": v, "test_accuracy": a} for v, a in ((100, 0.90), (110, 0.92), (90, 0.91))]
-            + [{**lonely, "train_samples_per_s": 1e6, "test_accuracy": 0.99}],  # tempting, and nobody to hold it against
-            "tensorflow": [{"train_samples_per_s": v, "test_accuracy": a} for v, a in ((200, 0.85), (190, 0.86), (210, 0.84))],
+            "torch": [{"speed/samples_per_s": v, "test/accuracy": a} for v, a in ((100, 0.90), (110, 0.92), (90, 0.91))]
+            + [{**lonely, "speed/samples_per_s": 1e6, "test/accuracy": 0.99}],  # tempting, and nobody to hold it against
+            "tensorflow": [{"speed/samples_per_s": v, "test/accuracy": a} for v, a in ((200, 0.85), (190, 0.86), (210, 0.84))],
         },
     )
     weights = {"train_throughput": 1, "quality": 1}
@@ -463,9 +463,9 @@ def test_partial_coverage_is_a_switch_and_no_shared_workload_is_a_clear_message(
     _plant(
         store,
         {
-            "torch": [{"train_samples_per_s": 100}, {**cnn, "train_samples_per_s": 40}],
-            "tensorflow": [{"train_samples_per_s": 50}, {**cnn, "train_samples_per_s": 80}],
-            "keras-jax": [{"train_samples_per_s": 25}],
+            "torch": [{"speed/samples_per_s": 100}, {**cnn, "speed/samples_per_s": 40}],
+            "tensorflow": [{"speed/samples_per_s": 50}, {**cnn, "speed/samples_per_s": 80}],
+            "keras-jax": [{"speed/samples_per_s": 25}],
         },
     )
     weights = {"train_throughput": 1}
@@ -484,7 +484,7 @@ def test_partial_coverage_is_a_switch_and_no_shared_workload_is_a_clear_message(
     assert by_model.counted["train_throughput"]["torch/cnn"] == ["cnn/digits"]
 
     # Apart: torch and keras-jax share the MLP, tensorflow ran only the CNN.
-    apart_runs = {"torch": [{"train_samples_per_s": 100}], "keras-jax": [{"train_samples_per_s": 90}], "tensorflow": [{**cnn, "train_samples_per_s": 80}]}
+    apart_runs = {"torch": [{"speed/samples_per_s": 100}], "keras-jax": [{"speed/samples_per_s": 90}], "tensorflow": [{**cnn, "speed/samples_per_s": 80}]}
     _plant(store, apart_runs, experiment="apart")
     apart = [f"tracking.uri={store}", "select.experiment=apart", "report.log_run=false"]
     with pytest.raises(NoCommonWorkload) as info:
@@ -522,3 +522,55 @@ def test_real_two_model_shootout_reports_each_workload_and_the_aggregate(tmp_pat
         expected = math.sqrt(speed[("mlp/digits", group)] * speed[("cnn/digits", group)])
         assert float(criteria[("train_throughput", group)]["value"]) == pytest.approx(expected)
         assert criteria[("train_throughput", group)]["workloads"] == "2"
+
+
+def _as_flat_named_run(client: MlflowClient, run: Any) -> None:
+    """Replaces ``run`` by its copy logged under the flat metric names of runs from before the
+    sections (``val_accuracy``, ``train_samples_per_s`` ...): same tags, params, histories, times."""
+    from mlflow.entities import Metric, Param
+
+    from framework_arena.metric_names import flat_name
+
+    run_id = run.info.run_id
+    old = client.create_run(run.info.experiment_id, start_time=run.info.start_time, tags=run.data.tags, run_name=run.info.run_name)
+    metrics = [Metric(flat_name(key) or key, m.value, m.timestamp, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)]
+    assert {m.key for m in metrics}.isdisjoint(run.data.metrics)  # every metric really is renamed
+    params = [Param(k, v) for k, v in run.data.params.items()]
+    for i in range(0, max(len(metrics), len(params)), 100):  # MLflow's batch limits
+        client.log_batch(old.info.run_id, metrics=metrics[i : i + 100], params=params[i : i + 100])
+    client.set_terminated(old.info.run_id, "FINISHED", end_time=run.info.end_time)
+    client.delete_run(run_id)
+
+
+@pytest.mark.slow
+def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path, tmp_path: Path) -> None:
+    """A store from before the metric sections keeps comparing: half the runs renamed back to the
+    flat names rank and score exactly as when every run has the sectioned names."""
+    from framework_arena import api
+    from framework_arena.tracking import Reader
+
+    results = {}
+    for mixed in (False, True):
+        store = tmp_path / f"store-{mixed}"
+        shutil.copytree(shootout, store)
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        if mixed:
+            client = MlflowClient(uri)
+            exp = client.get_experiment_by_name("framework-arena")
+            runs = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial' and params.`trainer.seed` = '1'")
+            assert len(runs) == 3 and "val/accuracy" in runs[0].data.metrics
+            for run in runs:  # one run of each framework: every group mixes both spellings
+                _as_flat_named_run(client, run)
+            [flat] = client.search_runs([exp.experiment_id], f"attributes.run_name = '{runs[0].info.run_name}'")
+            expected = [(m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, "val/accuracy")]
+            assert Reader(uri).history(flat.info.run_id, "val/accuracy") == expected != []  # time to target reads it
+            assert len(client.search_runs([exp.experiment_id], "metrics.`val_accuracy` > 0")) == 3
+        result = api.compare([f"tracking.uri={uri}", "select.sweep=latest", "bootstrap.samples=20", "report.log_run=false"], out_dir=tmp_path / f"out-{mixed}")
+        assert len(result.runs) == 6
+        results[mixed] = (
+            result.ranking[["framework", "rank", "score"]].to_dict("records"),
+            result.criteria[["criterion", "framework", "value", "display", "score"]].astype(str).to_dict("records"),
+        )
+    assert results[True] == results[False]
+    criteria = {(r["criterion"], r["framework"]): r["value"] for r in results[True][1]}
+    assert float(criteria["quality", "torch"]) > 0.3  # never screened out (speed may be: contended runs)

@@ -74,6 +74,35 @@ def test_validation_names_key_value_and_expectation(overrides: list[str], key: s
     assert key in text and value in text and ("Expected" in text or "needs" in text), text
 
 
+@pytest.mark.parametrize("objective", ["val/accuracy", "val_accuracy", "speed/samples_per_s", "train_samples_per_s"])
+def test_the_objective_takes_the_sectioned_name_or_the_flat_one(objective: str) -> None:
+    from framework_arena.trial import resolve_trial
+
+    cfg = compose([f"arena.objective={objective}"])
+    validation.validate(plain(cfg))
+    assert resolve_trial(cfg).objective == ("val/accuracy" if "val" in objective else "speed/samples_per_s")  # what the sweeper gets
+
+
+def test_a_run_s_flat_metric_names_read_as_sectioned_ones() -> None:
+    from framework_arena.metric_names import METRICS, current, flat_name
+
+    assert current({"val_accuracy": 0.9, "train_samples_per_s": 5.0, "system/cpu_utilization_percentage": 1.0}) == {
+        "val/accuracy": 0.9,
+        "speed/samples_per_s": 5.0,
+        "system/cpu_utilization_percentage": 1.0,  # MLflow's own names stay
+    }
+    assert current({"val_accuracy": 0.1, "val/accuracy": 0.9}) == {"val/accuracy": 0.9}  # both spellings: the sectioned one
+    assert current({"best_val_accuracy": 0.9}) == {"best/val/accuracy": 0.9}  # a sweep parent's
+    assert all(flat_name(name) and current({flat_name(name): 1}) == {name: 1} for name in METRICS)
+    assert len(set(METRICS)) == len(METRICS) and all("/" in name for name in METRICS)
+
+
+def test_an_unknown_objective_lists_the_sectioned_names() -> None:
+    with pytest.raises(validation.ConfigError) as err:
+        validation.validate(plain(compose(["arena.objective=accuracy"])))
+    assert "Expected arena.objective in ('val/accuracy', 'test/accuracy'" in str(err.value) and "Received: arena.objective='accuracy'" in str(err.value)
+
+
 def test_all_problems_are_reported_together() -> None:
     with pytest.raises(validation.ConfigError) as err:
         validation.validate(plain(compose(["optim.lr=-1", "trainer.epochs=0", "model.init=zeros"])))

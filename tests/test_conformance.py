@@ -40,11 +40,11 @@ def test_end_epoch_sends_the_epoch_keys_and_refuses_a_non_finite_loss_before_val
     from framework_arena.trainers.base import end_epoch
 
     recorder, validated = _Recorder(), []
-    end_epoch(recorder, 1, 0.5, 0.75, {"epoch_time_s": 2.0}, lambda: validated.append(1) or (0.6, 0.7))
-    assert recorder.epochs == [(1, {"train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7, "epoch_time_s": 2.0})]
+    end_epoch(recorder, 1, 0.5, 0.75, {"speed/epoch_time_s": 2.0}, lambda: validated.append(1) or (0.6, 0.7))
+    assert recorder.epochs == [(1, {"train/loss": 0.5, "train/accuracy": 0.75, "val/loss": 0.6, "val/accuracy": 0.7, "speed/epoch_time_s": 2.0})]
     assert set(EPOCH_KEYS) <= set(recorder.epochs[0][1])
     with pytest.raises(NonFiniteLossError):
-        end_epoch(recorder, 2, float("nan"), 0.1, {"epoch_time_s": 1.0}, lambda: validated.append(2) or (0.0, 0.0))
+        end_epoch(recorder, 2, float("nan"), 0.1, {"speed/epoch_time_s": 1.0}, lambda: validated.append(2) or (0.0, 0.0))
     assert validated == [1] and len(recorder.epochs) == 1
 
 
@@ -64,8 +64,8 @@ def test_running_loss_reduces_only_the_steps_since_the_last_report() -> None:
     running.report(4, losses, sizes)
     assert reduced == [2, 2]
     assert [step for step, _ in recorder.steps] == [2, 4]
-    assert recorder.steps[0][1]["train_loss_running"] == pytest.approx(1.5)
-    assert recorder.steps[1][1]["train_loss_running"] == pytest.approx((10 + 20 + 30 + 20) / 35)
+    assert recorder.steps[0][1]["train/loss_running"] == pytest.approx(1.5)
+    assert recorder.steps[1][1]["train/loss_running"] == pytest.approx((10 + 20 + 30 + 20) / 35)
 
 
 def test_a_name_map_holds_exactly_the_vocabulary() -> None:

@@ -35,9 +35,9 @@ def test_lstm_trial_on_the_default_path_is_tracked_whole(store: str, monkeypatch
     client = MlflowClient(store)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["arena.model"] == "lstm"
-    assert [m.step for m in client.get_metric_history(result.run_id, "val_accuracy")] == [1]
-    assert run.data.metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
-    assert run.data.metrics["num_params"] > 0
+    assert [m.step for m in client.get_metric_history(result.run_id, "val/accuracy")] == [1]
+    assert run.data.metrics["test/accuracy"] == pytest.approx(result.metrics["test/accuracy"])
+    assert run.data.metrics["model/num_params"] > 0
     [model] = client.search_logged_models([run.info.experiment_id])
     assert model.source_run_id == result.run_id and model.name.endswith("-lstm")
     err = capfd.readouterr().err
@@ -58,7 +58,7 @@ def test_a_run_deleted_while_a_sweep_trains_warns_and_the_results_stay_intact(tm
         while deleted is None and time.monotonic() < deadline and proc.poll() is None:
             exp = client.get_experiment_by_name("framework-arena") if (tmp_path / "mlflow.db").exists() else None
             runs = client.search_runs([exp.experiment_id], f"params.`trainer.epochs` = '{LONG_EPOCHS}'") if exp else []
-            if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+            if runs and client.get_metric_history(runs[0].info.run_id, "val/accuracy"):
                 deleted = runs[0].info.run_id
                 client.delete_run(deleted)  # as a user might in the UI, mid-training
             else:
@@ -75,12 +75,12 @@ def test_a_run_deleted_while_a_sweep_trains_warns_and_the_results_stay_intact(tm
     assert f"Could not log metrics for run {deleted}" in out
     assert "Traceback" not in out
     # Training results intact: both trials finished and said so with their figures.
-    figures = re.findall(r": FINISHED in [\d.]+ s\n\s+val_accuracy (\d\.\d+)\s+test_accuracy (\d\.\d+)", out)
+    figures = re.findall(r": FINISHED in [\d.]+ s\n\s+val/accuracy (\d\.\d+)\s+test/accuracy (\d\.\d+)", out)
     assert len(figures) == 2, out[-4000:]
     assert "Sweep summary" in out and "2 finished" in out
     # The other trial is in the store whole.
     exp = client.get_experiment_by_name("framework-arena")
     [other] = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial'")
     assert other.info.status == "FINISHED" and other.data.params["trainer.epochs"] == "1"
-    assert [m.step for m in client.get_metric_history(other.info.run_id, "val_accuracy")] == [1]
-    assert "test_accuracy" in other.data.metrics
+    assert [m.step for m in client.get_metric_history(other.info.run_id, "val/accuracy")] == [1]
+    assert "test/accuracy" in other.data.metrics

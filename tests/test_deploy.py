@@ -24,8 +24,8 @@ def test_every_framework_s_models_are_findable_with_every_final_metric_linked(sh
     client = MlflowClient(f"sqlite:///{shootout / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("framework-arena")
     runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id], "tags.`arena.kind` = 'trial'")}
-    by_accuracy = client.search_logged_models([experiment.experiment_id], filter_string="metrics.val_accuracy > 0.0")
-    assert {m.source_run_id for m in by_accuracy} == set(runs), "every trial's model has its last val_accuracy linked"
+    by_accuracy = client.search_logged_models([experiment.experiment_id], filter_string="metrics.`val/accuracy` > 0.0")
+    assert {m.source_run_id for m in by_accuracy} == set(runs), "every trial's model has its last val/accuracy linked"
     for framework in FRAMEWORKS:
         found = client.search_logged_models([experiment.experiment_id], filter_string=f"tags.`arena.framework` = '{framework}'")
         assert len(found) == 2, f"{framework}: one model per seed"
@@ -39,7 +39,15 @@ def test_every_framework_s_models_are_findable_with_every_final_metric_linked(sh
                     linked[m.key] = (m.step, m.value)
             for key, value in run.data.metrics.items():
                 assert linked[key][1] == pytest.approx(value), f"{framework} {key}: linked {linked.get(key)}, run {value}"
-            for key in ("val_accuracy", "train_samples_per_s", "fit_time_s", "test_accuracy", "infer_latency_ms_p50", "peak_rss_mb", "debug_error_clarity"):
+            for key in (
+                "val/accuracy",
+                "speed/samples_per_s",
+                "speed/fit_time_s",
+                "test/accuracy",
+                "infer/latency_ms_p50",
+                "memory/peak_rss_mb",
+                "debug/error_clarity",
+            ):
                 assert key in linked, f"{framework}: {key} not linked to the model"
             assert model.tags["arena.model"] == run.data.tags["arena.model"]
             assert "null" not in model.params.values() and model.params["trainer.seed"] == run.data.params["trainer.seed"]
@@ -98,12 +106,12 @@ def test_serving_benchmark_serves_torch_and_keras_through_mlflow_and_leaves_noth
     for s in served:
         run = client.get_run(s["run_id"])
         for key in (
-            "serve_startup_s",
-            "serve_latency_ms_p50_1row",
-            "serve_latency_ms_p95_64row",
-            "serve_rows_per_s_1024row",
-            "serve_model_size_mb",
-            "serve_pinned_requirements",
+            "serve/startup_s",
+            "serve/latency_ms_p50_1row",
+            "serve/latency_ms_p95_64row",
+            "serve/rows_per_s_1024row",
+            "serve/model_size_mb",
+            "serve/pinned_requirements",
         ):
             assert run.data.metrics[key] > 0, key
         if s["group"] == "keras-torch":  # served on the back end it was trained on

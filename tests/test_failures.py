@@ -33,7 +33,7 @@ def test_nan_loss_fails_the_run_with_a_reason(store: str) -> None:
     assert run.info.status == "FAILED"
     assert run.data.tags["arena.failure_reason"] == "nan_loss"
     error = run.data.tags["arena.error"].lower()
-    assert "train_loss became nan" in error or "train_loss became inf" in error
+    assert "train/loss became nan" in error or "train/loss became inf" in error
 
 
 def test_exception_in_the_child_fails_the_run_and_keeps_the_traceback(store: str, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def _start_slow_trial(tmp_path: Path, store: str) -> tuple[psutil.Popen, psutil.
         assert proc.poll() is None, "arena ended before the test could interrupt it"
         exp = client.get_experiment_by_name("framework-arena") if (tmp_path / "mlflow.db").exists() else None
         runs = client.search_runs([exp.experiment_id]) if exp else []
-        if runs and "train_loss" in runs[0].data.metrics:
+        if runs and "train/loss" in runs[0].data.metrics:
             # multiprocessing's resource tracker is a child too: pick the trial's own process
             children = [c for c in proc.children() if "framework_arena.child" in " ".join(c.cmdline())]
             assert len(children) == 1 and children[0].is_running()

@@ -69,8 +69,8 @@ def test_trial_beside_a_cpu_hog_is_contended_and_compare_leaves_it_out(tmp_path:
     tags, m = run.data.tags, run.data.metrics
     assert tags["arena.cores"] == str(core) and tags["arena.cores_count"] == "1" and tags["arena.cores_shared"] == "false"
     assert tags["arena.contended"] == "true", (m, tags.get("arena.contended_reason"))
-    assert m["contention_other_share"] > 0.2 and "other work took" in tags["arena.contended_reason"]
-    assert 0 < m["cpu_own_share"] <= 1.1 and m["loadavg_end"] >= 0 and "cpu_steal_share" in m
+    assert m["contention/other_share"] > 0.2 and "other work took" in tags["arena.contended_reason"]
+    assert 0 < m["contention/own_share"] <= 1.1 and m["contention/loadavg_end"] >= 0 and "contention/steal_share" in m
     for key in ("arena.machine", "arena.cpu_model", "arena.memory_gb", "arena.gpu", "arena.framework_build"):
         assert tags[key], key
     assert tags["arena.framework_build"].startswith("torch ")
@@ -102,23 +102,33 @@ def test_joblib_sweep_gives_each_trial_its_own_core(tmp_path: Path) -> None:
 
 def _trial(name: str, metrics: dict[str, float], **tags: str) -> Trial:
     return Trial(
-        name * 4, name, "torch", "torch", "mlp", "digits", "0", {}, dict(metrics), {"epoch_time_s": [(1, 0.1)]}, {f"arena.{k}": v for k, v in tags.items()}
+        name * 4,
+        name,
+        "torch",
+        "torch",
+        "mlp",
+        "digits",
+        "0",
+        {},
+        dict(metrics),
+        {"speed/epoch_time_s": [(1, 0.1)]},
+        {f"arena.{k}": v for k, v in tags.items()},
     )
 
 
 def test_screen_drops_only_speed_figures_of_contended_runs_and_flags_scatter() -> None:
-    quiet = _trial("quiet", {"train_samples_per_s": 100.0, "test_accuracy": 0.9}, contended="false", machine="a")
-    busy = _trial("busy", {"train_samples_per_s": 30.0, "test_accuracy": 0.9}, contended="true", contended_reason="hog")
+    quiet = _trial("quiet", {"speed/samples_per_s": 100.0, "test/accuracy": 0.9}, contended="false", machine="a")
+    busy = _trial("busy", {"speed/samples_per_s": 30.0, "test/accuracy": 0.9}, contended="true", contended_reason="hog")
     notes = trust.screen([quiet, busy], include_contended=False)
     assert "busy" in notes[0] and "hog" in notes[0] and "include_contended" in notes[0]
-    assert "train_samples_per_s" not in busy.metrics and busy.metrics["test_accuracy"] == 0.9 and "epoch_time_s" not in busy.history
-    assert quiet.metrics["train_samples_per_s"] == 100.0
-    kept = _trial("kept", {"train_samples_per_s": 30.0}, contended="true")
-    assert "kept" in trust.screen([kept], include_contended=True)[0] and kept.metrics["train_samples_per_s"] == 30.0
-    assert trust.unstable([quiet, _trial("slow", {"train_samples_per_s": 40.0})]) is not None  # scatter across runs
-    assert trust.unstable([_trial("w", {"train_samples_per_s": 100.0, "train_samples_per_s_p10": 40.0, "train_samples_per_s_p90": 110.0})]) is not None
-    assert trust.unstable([quiet, _trial("same", {"train_samples_per_s": 105.0})]) is None
-    other = _trial("other", {"train_samples_per_s": 100.0}, machine="b")
+    assert "speed/samples_per_s" not in busy.metrics and busy.metrics["test/accuracy"] == 0.9 and "speed/epoch_time_s" not in busy.history
+    assert quiet.metrics["speed/samples_per_s"] == 100.0
+    kept = _trial("kept", {"speed/samples_per_s": 30.0}, contended="true")
+    assert "kept" in trust.screen([kept], include_contended=True)[0] and kept.metrics["speed/samples_per_s"] == 30.0
+    assert trust.unstable([quiet, _trial("slow", {"speed/samples_per_s": 40.0})]) is not None  # scatter across runs
+    assert trust.unstable([_trial("w", {"speed/samples_per_s": 100.0, "speed/samples_per_s_p10": 40.0, "speed/samples_per_s_p90": 110.0})]) is not None
+    assert trust.unstable([quiet, _trial("same", {"speed/samples_per_s": 105.0})]) is None
+    other = _trial("other", {"speed/samples_per_s": 100.0}, machine="b")
     assert any("2 machine fingerprints" in n for n in trust.mark({"torch": [quiet], "tensorflow": [other]}, {}))
 
 

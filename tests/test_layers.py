@@ -185,8 +185,8 @@ def test_stock_models_learn_in_every_variant_and_compare_ranks_them(tmp_path: Pa
     assert len(runs) == len(FRAMEWORKS)
     for run in runs:
         assert run.info.status == "FINISHED", run.info.run_name
-        assert run.data.metrics["val_accuracy"] >= minimum, (run.info.run_name, run.data.metrics["val_accuracy"])
-    assert len({run.data.metrics["num_params"] for run in runs}) == 1  # one model, five frameworks
+        assert run.data.metrics["val/accuracy"] >= minimum, (run.info.run_name, run.data.metrics["val/accuracy"])
+    assert len({run.data.metrics["model/num_params"] for run in runs}) == 1  # one model, five frameworks
     ranked = run_compare(["bootstrap.samples=0", "report.log_run=false", "hydra.run.dir=cmp"], tmp_path)
     assert ranked.returncode == 0, ranked.stderr[-3000:]
     assert all(framework_id(fb) in ranked.stdout for fb in FRAMEWORKS), ranked.stdout[-3000:]

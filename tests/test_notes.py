@@ -9,14 +9,21 @@ from conftest import compose
 from framework_arena import notes
 from framework_arena.trial import plain
 
-METRICS = {"val_accuracy": 0.84758, "test_accuracy": 0.7918, "val_loss": 1.17, "train_samples_per_s": 26874.3, "fit_time_s": 3.27, "num_params": 17226.0}
+METRICS = {
+    "val/accuracy": 0.84758,
+    "test/accuracy": 0.7918,
+    "val/loss": 1.17,
+    "speed/samples_per_s": 26874.3,
+    "speed/fit_time_s": 3.27,
+    "model/num_params": 17226.0,
+}
 
 
 def test_trial_note_says_framework_config_result_and_parent() -> None:
     cfg = plain(compose(["framework=keras", "framework.backend=torch", "optim=sgd", "trainer.epochs=3"]))
     note = notes.trial_note(cfg, METRICS, "FINISHED", "p" * 32, experiment_id="7", framework_version="3.15.0")
     assert note.startswith("**keras on torch** · mlp · digits — **FINISHED**")
-    assert "val_accuracy **0.8476**" in note and "train_samples_per_s **26,874**" in note and "num_params **17,226**" in note
+    assert "val/accuracy **0.8476**" in note and "speed/samples_per_s **26,874**" in note and "model/num_params **17,226**" in note
     assert f"[`{'p' * 32}`](#/experiments/7/runs/{'p' * 32})" in note
     assert "| framework | keras 3.15.0, back end torch |" in note
     assert "| optimizer | sgd: lr 0.05, momentum 0.9, nesterov False |" in note
@@ -48,16 +55,16 @@ def _rows(n: int) -> list[dict]:
 def test_sweep_note_best_counts_and_linked_trials() -> None:
     rows = _rows(3)
     rows.append({"job": 3, "status": "INVALID", "run_name": "", "run_id": "", "objective": math.nan, "overrides": "optim.lr=-1"})
-    note = notes.sweep_note(rows, {"FINISHED": 3, "INVALID": 1}, rows[2], "val_accuracy", "maximize", experiment_id="1", overrides="trainer.seed=0,1,2")
-    assert "Objective: maximize `val_accuracy`. 3 finished, 1 invalid." in note
-    assert f"**Best:** [torch-mlp-digits-s2](#/experiments/1/runs/{2:032x}) with val_accuracy **0.8020**" in note
+    note = notes.sweep_note(rows, {"FINISHED": 3, "INVALID": 1}, rows[2], "val/accuracy", "maximize", experiment_id="1", overrides="trainer.seed=0,1,2")
+    assert "Objective: maximize `val/accuracy`. 3 finished, 1 invalid." in note
+    assert f"**Best:** [torch-mlp-digits-s2](#/experiments/1/runs/{2:032x}) with val/accuracy **0.8020**" in note
     assert f"| 0 | FINISHED | [torch-mlp-digits-s0](#/experiments/1/runs/{0:032x}) | 0.8000 | `trainer.seed=0` |" in note
     assert "| 3 | INVALID | - | n/a | `optim.lr=-1` |" in note
 
 
 def test_sweep_note_of_a_large_sweep_fits_an_mlflow_tag() -> None:
     rows = _rows(500)
-    note = notes.sweep_note(rows, {"FINISHED": 500}, rows[-1], "val_accuracy", "maximize", experiment_id="1")
+    note = notes.sweep_note(rows, {"FINISHED": 500}, rows[-1], "val/accuracy", "maximize", experiment_id="1")
     assert len(note) <= notes.MAX_NOTE < 5000
     shown = note.count("| FINISHED |")
     assert 10 < shown < 500 and f"| … | | {500 - shown} more | | |" in note

@@ -51,7 +51,7 @@ def test_domino_job_is_tagged_and_writes_dominostats(domino_job: tuple[Path, sub
     for var, value in DOMINO.items():
         assert run.data.tags["domino." + var.removeprefix("DOMINO_").lower()] == value
     stats = json.loads((tmp_path / "dominostats.json").read_text())
-    assert stats["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
+    assert stats["test/accuracy"] == pytest.approx(run.data.metrics["test/accuracy"])
     assert all(isinstance(v, float) for v in stats.values())
 
 
@@ -155,7 +155,7 @@ def test_domino_example_job_publishes_the_sweep_summary(tmp_path: Path) -> None:
     runs = client.search_runs([client.get_experiment_by_name(DOMINO_EXPERIMENT).experiment_id])
     assert {r.data.tags["arena.kind"] for r in runs} == {"sweep", "trial"}
     assert all(r.data.tags["domino.project_name"] == "shootout" for r in runs)
-    assert json.loads((tmp_path / "dominostats.json").read_text())["trials_finished"] == 1.0
+    assert json.loads((tmp_path / "dominostats.json").read_text())["trials/finished"] == 1.0
     summary = (tmp_path / "artifacts" / "sweep_summary.md").read_text()
     assert "1 finished" in summary and "framework=torch" in summary
     assert (tmp_path / "artifacts" / "sweep_summary.csv").read_text().startswith("job,status,run_name")

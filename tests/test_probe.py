@@ -32,9 +32,9 @@ def _raising(message: str):
 )
 def test_rubric(message: str, score: float) -> None:
     metrics, text = shape_bug(_raising(message), X)
-    assert metrics == {"debug_error_clarity": score} and message in text
+    assert metrics == {"debug/error_clarity": score} and message in text
 
 
 def test_no_error_is_the_worst_case() -> None:
     metrics, text = shape_bug(lambda x: np.zeros((len(x), 10)), X)
-    assert metrics == {"debug_error_clarity": 0.0} and "no error" in text
+    assert metrics == {"debug/error_clarity": 0.0} and "no error" in text

@@ -208,8 +208,8 @@ def test_every_framework_trains_on_the_same_rows_in_the_same_order(small: Path, 
     expected = expected_order_crc(small, 128, seed=0, epoch=0)
     for run in runs:
         metrics = run.data.metrics
-        assert metrics["train_order_crc"] == expected, run.data.tags["arena.framework"]
-        assert metrics["val_accuracy"] > 0.9 and metrics["input_samples_per_s"] > 0
+        assert metrics["input/order_crc"] == expected, run.data.tags["arena.framework"]
+        assert metrics["val/accuracy"] > 0.9 and metrics["input/samples_per_s"] > 0
         assert run.data.tags["arena.input_bound"] in ("true", "false")
     assert expected != expected_order_crc(small, 128, seed=1, epoch=0)
 
@@ -237,8 +237,8 @@ def test_streamed_memory_stays_flat_on_a_dataset_20_times_larger(tmp_path: Path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     by_size = {Path(r.data.params["data.path"]).name: r.data.metrics for r in _runs(tmp_path)}
     small, large = by_size["small"], by_size["large"]
-    assert small["val_accuracy"] > 0.9 and large["val_accuracy"] > 0.9  # both learn
-    assert large["peak_rss_mb"] <= 1.25 * small["peak_rss_mb"], (small["peak_rss_mb"], large["peak_rss_mb"])
+    assert small["val/accuracy"] > 0.9 and large["val/accuracy"] > 0.9  # both learn
+    assert large["memory/peak_rss_mb"] <= 1.25 * small["memory/peak_rss_mb"], (small["memory/peak_rss_mb"], large["memory/peak_rss_mb"])
 
 
 @pytest.mark.slow
@@ -253,7 +253,7 @@ def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Pa
     trials = client.search_runs([exp], filter_string="tags.`arena.kind` = 'trial'")
     logged = sorted((r.data.tags["arena.framework"], r.data.params["data.num_samples"]) for r in trials)
     assert logged == [("tensorflow", "1500"), ("tensorflow", "3000"), ("torch", "1500"), ("torch", "3000")]
-    assert all(r.data.metrics["val_accuracy"] > 0.9 and r.data.metrics["train_samples_per_s"] > 0 for r in trials)
+    assert all(r.data.metrics["val/accuracy"] > 0.9 and r.data.metrics["speed/samples_per_s"] > 0 for r in trials)
 
     # The shared machine may tag runs contended: keep them, this test checks the arithmetic's inputs.
     args = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "select.experiment=scaling", "select.include_contended=true", "report.run_name=scaling"]
@@ -265,11 +265,11 @@ def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Pa
     curve = {(r["framework"], r["size"]): r for r in read("scaling.csv")}
     assert sorted(curve) == sorted(metrics) and {r["size_key"] for r in curve.values()} == {"data.num_samples"}
     for key, point in curve.items():  # one run per point: its median is the run's own figure
-        assert float(point["train_samples_per_s"]) == pytest.approx(metrics[key]["train_samples_per_s"])
-        assert float(point["peak_rss_mb"]) == pytest.approx(metrics[key]["peak_rss_mb"])
+        assert float(point["speed/samples_per_s"]) == pytest.approx(metrics[key]["speed/samples_per_s"])
+        assert float(point["memory/peak_rss_mb"]) == pytest.approx(metrics[key]["memory/peak_rss_mb"])
     large = {r["framework"]: r for r in read("criteria.csv") if r["criterion"] == "large_data"}
     for framework, cell in large.items():
-        assert float(cell["value"]) == pytest.approx(metrics[(framework, "3000")]["train_samples_per_s"])
-        speed = metrics[(framework, "3000")]["train_samples_per_s"] / metrics[(framework, "1500")]["train_samples_per_s"]
+        assert float(cell["value"]) == pytest.approx(metrics[(framework, "3000")]["speed/samples_per_s"])
+        speed = metrics[(framework, "3000")]["speed/samples_per_s"] / metrics[(framework, "1500")]["speed/samples_per_s"]
         assert "data.num_samples=3000" in cell["note"] and f"from 1,500 to 3,000, throughput x{speed:.2f}" in cell["note"]
     assert "scaling.png" in {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}

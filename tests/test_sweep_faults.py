@@ -62,7 +62,7 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
         def long_trial_started() -> bool:
             exp = client.get_experiment_by_name("framework-arena")
             runs = client.search_runs([exp.experiment_id], "params.`trainer.epochs` = '30'") if exp else []
-            return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "val_accuracy"))
+            return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "val/accuracy"))
 
         _wait("the long trial's first epoch", long_trial_started, proc)
         [lost_run] = client.search_runs([client.get_experiment_by_name("framework-arena").experiment_id], "params.`trainer.epochs` = '30'")
@@ -89,8 +89,8 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
         exp = client.get_experiment_by_name("framework-arena")
         [parent] = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'sweep'")
         assert parent.info.status == "FAILED"
-        assert parent.data.metrics["trials_total"] == 4 and parent.data.metrics["trials_untracked"] == 1
-        assert parent.data.metrics["trials_finished"] == 3
+        assert parent.data.metrics["trials/total"] == 4 and parent.data.metrics["trials/untracked"] == 1
+        assert parent.data.metrics["trials/finished"] == 3
         record = json.loads(parent.data.tags["arena.job.00001"])
         assert record["status"] == "UNTRACKED" and record["run_id"] == run_id
         assert client.get_run(run_id).info.status in ("RUNNING", "FAILED")  # incomplete until synced
@@ -100,9 +100,9 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert "arena.failure_reason" not in run.data.tags
-        for key in ("val_accuracy", "train_loss", "epoch_time_s"):
+        for key in ("val/accuracy", "train/loss", "speed/epoch_time_s"):
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(1, LONG_EPOCHS + 1)), key
-        assert {"test_accuracy", "fit_time_s", "num_params"} <= set(run.data.metrics)
+        assert {"test/accuracy", "speed/fit_time_s", "model/num_params"} <= set(run.data.metrics)
         assert run.data.tags["arena.framework_version"]
         [model] = client.search_logged_models([exp.experiment_id], filter_string=f"source_run_id = '{run_id}'")
         assert str(model.status) == "READY"
@@ -141,7 +141,7 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
         def first_done_second_training() -> bool:
             done = [r for r in trials("FINISHED") if r.data.params["trainer.epochs"] == "1"]
             long = [r for r in trials("RUNNING") if r.data.params["trainer.epochs"] == "12"]
-            return bool(done) and bool(long) and bool(client.get_metric_history(long[0].info.run_id, "val_accuracy"))
+            return bool(done) and bool(long) and bool(client.get_metric_history(long[0].info.run_id, "val/accuracy"))
 
         _wait("the first trial finished and the second training", first_done_second_training, proc)
         os.killpg(proc.pid, signal.SIGINT)
@@ -157,7 +157,7 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
     [parent] = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
     assert parent.info.status == "KILLED" and parent.data.tags["arena.failure_reason"] == "sweep interrupted"
     assert {(r.data.params["trainer.epochs"], r.info.status) for r in trials()} == {("1", "FINISHED"), ("12", "KILLED")}
-    assert parent.data.metrics["trials_finished"] == 1 and parent.data.metrics["trials_killed"] == 1
+    assert parent.data.metrics["trials/finished"] == 1 and parent.data.metrics["trials/killed"] == 1
     assert "1 finished, 1 killed" in out
 
     again = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -185,7 +185,7 @@ def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_i
     try:
         _wait(
             "the first trial finished and the second training",
-            lambda: bool(trials("FINISHED", "1")) and any(client.get_metric_history(r.info.run_id, "val_accuracy") for r in trials("RUNNING", "12")),
+            lambda: bool(trials("FINISHED", "1")) and any(client.get_metric_history(r.info.run_id, "val/accuracy") for r in trials("RUNNING", "12")),
             proc,
         )
         # The one trial process left is the long trial's (the other finished): killed as the OOM killer would.

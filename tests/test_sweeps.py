@@ -15,8 +15,8 @@ from framework_arena.identity import job_records
 
 pytestmark = pytest.mark.slow
 
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
-FINAL_METRICS = ("test_loss", "test_accuracy", "num_params", "import_time_s", "time_to_first_step_s", "peak_rss_mb")
+EPOCH_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "speed/epoch_time_s")
+FINAL_METRICS = ("test/loss", "test/accuracy", "model/num_params", "speed/import_time_s", "speed/time_to_first_step_s", "memory/peak_rss_mb")
 
 
 def _runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
@@ -32,7 +32,7 @@ def _children(trials: list, parent) -> list:
     return [r for r in trials if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
 
 
-def _best(children: list, parent, key: str = "val_accuracy"):
+def _best(children: list, parent, key: str = "val/accuracy"):
     """The best trial as the sweep picks it: the first best in job order (a tie goes to the lower job number)."""
     job = {rec.get("run_id"): num for num, rec in job_records(parent.data.tags)}
     return max(sorted(children, key=lambda r: job[r.info.run_id]), key=lambda r: r.data.metrics[key])
@@ -65,10 +65,10 @@ def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) ->
         for key in FINAL_METRICS:
             assert key in run.data.metrics, key
         assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
-    assert parent.data.metrics["trials_finished"] == 6 and parent.data.metrics["trials_failed"] == 0
+    assert parent.data.metrics["trials/finished"] == 6 and parent.data.metrics["trials/failed"] == 0
     best = _best(children, parent)
     assert parent.data.tags["arena.best_run_id"] == best.info.run_id
-    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val_accuracy"]
+    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val/accuracy"]
     rows = _summary_rows(client, parent, tmp_path)
     assert [r["status"] for r in rows] == ["FINISHED"] * 6
     assert {r["run_id"] for r in rows} == {r.info.run_id for r in children}
@@ -80,7 +80,7 @@ def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) ->
     assert len(parents) == 2 and len(trials) == 6  # no new child run
     second = client.get_run(parents[1].info.run_id)
     assert not _children(trials, second)
-    assert second.data.metrics["trials_skipped"] == 6 and second.info.status == "FINISHED"
+    assert second.data.metrics["trials/skipped"] == 6 and second.info.status == "FINISHED"
     assert {r["run_id"] for r in _summary_rows(client, second, tmp_path / "2")} == {r.info.run_id for r in children}
 
 
@@ -104,7 +104,7 @@ def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> No
     statuses = sorted((r.data.params["optim.lr"], r.info.status) for r in _children(trials, parent))
     assert statuses == [("0.05", "FINISHED"), ("1000000.0", "FAILED")]  # the invalid one never got a run
     assert parent.info.status == "FAILED"
-    assert parent.data.metrics["trials_invalid"] == 1 and parent.data.metrics["trials_failed"] == 1
+    assert parent.data.metrics["trials/invalid"] == 1 and parent.data.metrics["trials/failed"] == 1
     failed = next(r for r in trials if r.info.status == "FAILED")
     assert failed.data.tags["arena.failure_reason"] == "nan_loss"
 
@@ -122,7 +122,7 @@ def test_cluster_launchers_run_locally(tmp_path: Path, launcher: str, target: st
     assert target in parent.data.tags["arena.launcher"]
     children = _children(trials, parent)
     assert sorted(r.data.params["trainer.seed"] for r in children) == ["0", "1"]
-    assert {r.info.status for r in children} == {"FINISHED"} and parent.data.metrics["trials_finished"] == 2
+    assert {r.info.status for r in children} == {"FINISHED"} and parent.data.metrics["trials/finished"] == 2
 
 
 def test_optuna_search_records_the_best_parameters(tmp_path: Path) -> None:

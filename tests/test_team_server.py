@@ -221,5 +221,5 @@ def test_trial_over_https(tls_server: tuple[TrackingServer, Path], tmp_path: Pat
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
     client = MlflowClient(srv.uri)
     [run] = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
-    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    assert run.info.status == "FINISHED" and "test/accuracy" in run.data.metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml"}

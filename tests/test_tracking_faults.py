@@ -71,7 +71,7 @@ def test_server_lost_during_a_trial_keeps_its_results_on_disk(tmp_path: Path) ->
         while run is None and time.monotonic() < deadline and proc.poll() is None:
             exp = client.get_experiment_by_name("framework-arena")
             runs = client.search_runs([exp.experiment_id]) if exp else []
-            if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+            if runs and client.get_metric_history(runs[0].info.run_id, "val/accuracy"):
                 run = runs[0]
             else:
                 time.sleep(0.1)
@@ -91,9 +91,9 @@ def test_server_lost_during_a_trial_keeps_its_results_on_disk(tmp_path: Path) ->
     assert kept.is_relative_to(tmp_path / "outputs")  # in the trial's Hydra output folder
     record = json.loads((kept / "metrics.json").read_text())
     assert record["run_id"] == run.info.run_id and record["tracking_uri"] == server.uri
-    steps = [m["step"] for m in record["metrics"] if m["key"] == "val_accuracy"]
+    steps = [m["step"] for m in record["metrics"] if m["key"] == "val/accuracy"]
     assert steps == list(range(1, EPOCHS + 1))  # every epoch, also those logged before the loss
-    assert {m["key"] for m in record["metrics"]} >= {"test_accuracy", "num_params", "fit_time_s"}
+    assert {m["key"] for m in record["metrics"]} >= {"test/accuracy", "model/num_params", "speed/fit_time_s"}
     assert record["tags"]["arena.framework_version"]
     assert "pytorch" in Model.load(str(kept / "model")).flavors
     assert (kept / "plots" / "learning_curves.png").stat().st_size > 0

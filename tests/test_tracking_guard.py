@@ -103,25 +103,25 @@ def test_required_names_the_server_and_what_became_of_the_work(nowhere: str, ans
 
 def test_metric_sender_keeps_a_strict_error_for_close(answering: str, monkeypatch: pytest.MonkeyPatch) -> None:
     sender = MetricSender(answering, MISSING_RUN)
-    sender.add({"train_loss": 1.0}, 1)
+    sender.add({"train/loss": 1.0}, 1)
     with pytest.raises(MlflowException):
         sender.close()
     monkeypatch.setenv("ARENA_STRICT_TRACKING", "0")
     sender = MetricSender(answering, MISSING_RUN)
-    sender.add({"train_loss": 1.0}, 1)
+    sender.add({"train/loss": 1.0}, 1)
     sender.close()  # production: warned, training went on
     assert sender.error is None and sender.lost is None
 
 
 def test_metric_sender_stops_at_a_lost_server(nowhere: str) -> None:
     sender = MetricSender(nowhere, MISSING_RUN)
-    sender.add({"train_loss": 1.0}, 1)
+    sender.add({"train/loss": 1.0}, 1)
     sender.close()  # strict mode, yet no error: the child keeps the metrics offline
     assert sender.lost is not None and sender.error is None
 
 
 def _sweep(store: str, tmp_path: Path) -> Sweep:
-    cfg = {"tracking": {"name": "sqlite", "uri": store, "experiment": "framework-arena"}, "arena": {"objective": "val_accuracy", "direction": "maximize"}}
+    cfg = {"tracking": {"name": "sqlite", "uri": store, "experiment": "framework-arena"}, "arena": {"objective": "val/accuracy", "direction": "maximize"}}
     hydra_cfg = {"overrides": {"task": ["trainer.seed=0,1"]}, "launcher": {}, "sweeper": {}, "sweep": {"dir": str(tmp_path / "multirun")}}
     sweep = Sweep.start(cfg, hydra_cfg)
     assert sweep is not None and os.environ[PARENT_ENV] == sweep.run.run_id
@@ -145,9 +145,9 @@ def test_a_sweep_that_never_summarized_is_marked_at_exit(store: str, tmp_path: P
 
 def test_a_finished_sweep_is_left_alone_at_exit(store: str, tmp_path: Path) -> None:
     sweep = _sweep(store, tmp_path)
-    assert sweep.finish("maximize", "val_accuracy") == 0
+    assert sweep.finish("maximize", "val/accuracy") == 0
     assert PARENT_ENV not in os.environ
     sweep.abort()
     run = MlflowClient(store).get_run(sweep.run.run_id)
     assert run.info.status == "FINISHED" and "arena.failure_reason" not in run.data.tags
-    assert run.data.metrics["trials_total"] == 0
+    assert run.data.metrics["trials/total"] == 0

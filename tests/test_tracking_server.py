@@ -87,14 +87,14 @@ def test_parallel_sweep_arrives_whole(server: TrackingServer, tmp_path: Path, mo
     runs = client.search_runs([exp.experiment_id])
     [parent] = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
     trials = [r for r in runs if r.data.tags.get("arena.kind") == "trial"]
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == len(SEEDS)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials/finished"] == len(SEEDS)
     assert "JoblibLauncher" in parent.data.tags["arena.launcher"]
     assert sorted(r.data.params["trainer.seed"] for r in trials) == [str(s) for s in SEEDS]
     for run in trials:
         assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        for key in ("train_loss", "val_accuracy", "epoch_time_s"):
+        for key in ("train/loss", "val/accuracy", "speed/epoch_time_s"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(1, EPOCHS + 1)), key
-        assert {"test_accuracy", "num_params", "fit_time_s", "peak_rss_mb"} <= set(run.data.metrics)
+        assert {"test/accuracy", "model/num_params", "speed/fit_time_s", "memory/peak_rss_mb"} <= set(run.data.metrics)
         assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "plots"}
         # Credentials come from the environment and are never logged.
         assert PASSWORD not in json.dumps([run.data.params, run.data.tags])

@@ -17,23 +17,24 @@ import pytest
 from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from mlflow.tracking import MlflowClient
 
+from framework_arena.metric_names import METRICS
 from framework_arena.runner import TrialResult, run_trial
 from framework_arena.tracking import RunHandle
 
 pytestmark = pytest.mark.slow
 
 MODELS = ("mlp", "cnn")
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+EPOCH_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "speed/epoch_time_s")
 FINAL_METRICS = (
-    "test_loss",
-    "test_accuracy",
-    "num_params",
-    "import_time_s",
-    "time_to_first_step_s",
-    "peak_rss_mb",
-    "infer_latency_ms_p50",
-    "infer_latency_ms_p95",
-    "infer_samples_per_s",
+    "test/loss",
+    "test/accuracy",
+    "model/num_params",
+    "speed/import_time_s",
+    "speed/time_to_first_step_s",
+    "memory/peak_rss_mb",
+    "infer/latency_ms_p50",
+    "infer/latency_ms_p95",
+    "infer/samples_per_s",
 )
 
 
@@ -69,8 +70,8 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     assert run.info.status == "FINISHED"
     assert run.info.run_name == f"{case[0]}-{case[1]}-digits-s0"
     # learned
-    assert run.data.metrics["val_accuracy"] >= 0.90, run.data.metrics
-    assert run.data.metrics["test_accuracy"] >= 0.85
+    assert run.data.metrics["val/accuracy"] >= 0.90, run.data.metrics
+    assert run.data.metrics["test/accuracy"] >= 0.85
     # params: the resolved config, flattened
     params = run.data.params
     assert params["framework.name"] == framework and params["model.name"] == case[1]
@@ -84,29 +85,30 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     # metrics per epoch, steady-state throughput from the second epoch on
     for key in EPOCH_METRICS:
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(1, 11)), key
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_samples_per_s")] == list(range(2, 11))
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "speed/epoch_samples_per_s")] == list(range(2, 11))
     # the steady figure: the median of the timed windows, once, with its spread
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_samples_per_s")] == [0]
-    assert run.data.metrics["train_samples_per_s_p10"] <= run.data.metrics["train_samples_per_s"] <= run.data.metrics["train_samples_per_s_p90"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "speed/samples_per_s")] == [0]
+    assert run.data.metrics["speed/samples_per_s_p10"] <= run.data.metrics["speed/samples_per_s"] <= run.data.metrics["speed/samples_per_s_p90"]
     for key in FINAL_METRICS:
         assert run.data.metrics[key] > 0, key
     m = run.data.metrics
-    assert 0 <= m["compile_time_s"] <= m["time_to_first_step_s"]
-    assert m["infer_latency_ms_p95"] >= m["infer_latency_ms_p50"]
-    assert "gpu_peak_mem_mb" not in m  # on a CPU
+    assert 0 <= m["speed/compile_time_s"] <= m["speed/time_to_first_step_s"]
+    assert m["infer/latency_ms_p95"] >= m["infer/latency_ms_p50"]
+    assert "memory/gpu_peak_mb" not in m  # on a CPU
+    assert set(m) <= set(METRICS), set(m) - set(METRICS)  # every metric in a section (metric_names.py)
     assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"config.yaml", "plots/learning_curves.png", "debug_probe.txt"} <= artifacts
     # the debugging probe: a planted shape bug's error, scored 0-2 (names shapes, names the layer)
-    assert m["debug_error_clarity"] in (0.0, 1.0, 2.0)
+    assert m["debug/error_clarity"] in (0.0, 1.0, 2.0)
     assert client.download_artifacts(run.info.run_id, "debug_probe.txt", str(tmp_path)) and Path(tmp_path, "debug_probe.txt").read_text().strip()
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_parameter_counts_are_equal_across_frameworks(trials, model: str) -> None:
     _, results = trials
-    counts = {case: r.metrics["num_params"] for case, r in results.items() if case[1] == model}
+    counts = {case: r.metrics["model/num_params"] for case, r in results.items() if case[1] == model}
     assert len(set(counts.values())) == 1, counts
 
 
@@ -135,7 +137,7 @@ def test_logged_model_loads_and_predicts_like_the_trained_one(trials, fb: tuple[
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["shape"] == [269, 10]
     # Same predictions: one flipped test sample would move accuracy by 1/269; Keras logs float32.
-    assert out["accuracy"] == pytest.approx(results[(framework_id(fb), "cnn")].metrics["test_accuracy"], abs=1e-6)
+    assert out["accuracy"] == pytest.approx(results[(framework_id(fb), "cnn")].metrics["test/accuracy"], abs=1e-6)
     client = MlflowClient(uri)
     logged = client.search_logged_models(experiment_ids=[client.get_run(result.run_id).info.experiment_id])
     assert any(m.source_run_id == result.run_id for m in logged)

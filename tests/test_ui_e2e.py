@@ -110,6 +110,8 @@ def server(sweep: dict[str, Any]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = require_module("playwright.sync_api", "Playwright is in the dev extra: pip install -e '.[dev]'")
+    # expect() waits 5 s by default, less than a loaded 2-core machine's UI takes to draw a page.
+    sync_api.expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=_chromium())
         yield b
@@ -142,9 +144,9 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     from playwright.sync_api import expect
 
     parent, children = sweep["parent"], sweep["children"]
-    # The sweep's own pick (the first best by job number: a tie in val_accuracy is plausible).
+    # The sweep's own pick (the first best by job number: a tie in val/accuracy is plausible).
     best = next(r for r in children if r.info.run_id == parent.data.tags["arena.best_run_id"])
-    assert best.data.metrics["val_accuracy"] == max(r.data.metrics["val_accuracy"] for r in children)
+    assert best.data.metrics["val/accuracy"] == max(r.data.metrics["val/accuracy"] for r in children)
     other = next(r for r in children if r is not best)
     _open_experiment(page, server)
 
@@ -177,19 +179,21 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     description = page.get_by_text(re.compile(rf"^{framework}\b.* · mlp · digits — FINISHED$"))
     expect(description).to_be_visible()
     _show_more(page)
-    expect(page.get_by_text(f"val_accuracy {best.data.metrics['val_accuracy']:.4f}", exact=False)).to_be_visible()
+    expect(page.get_by_text(f"val/accuracy {best.data.metrics['val/accuracy']:.4f}", exact=False)).to_be_visible()
     expect(page.get_by_text(f"a trial of parent run {parent.info.run_id}", exact=False)).to_be_visible()
     expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()  # "Parent run"
     expect(page.get_by_text("Logged models (1)")).to_be_visible()
     page.screenshot(path=shots / "3-trial-overview.png")
 
-    # Its learning curves as charts.
+    # Its charts, in sections by the part of each name before "/" (metric_names.py).
     page.get_by_role("tab", name="Model metrics").click()
+    for section in ("train", "val", "test", "speed", "infer", "memory"):
+        expect(page.get_by_text(section, exact=True)).to_be_visible()  # the section's title
     page.get_by_placeholder("Search metric charts").fill("accuracy")
-    for metric in ("train_accuracy", "val_accuracy", "test_accuracy"):
-        expect(page.get_by_text(metric, exact=True).first).to_be_visible()
-    expect(page.get_by_text("epoch_time_s", exact=True)).to_have_count(0)  # filtered out
-    expect(page.get_by_text(f"{best.info.run_name} (val_accuracy)")).to_be_visible()  # a line chart's legend
+    expect(page.get_by_text("speed", exact=True)).to_have_count(0)  # a section with no accuracy: filtered out
+    for section in ("train", "val", "test"):
+        page.get_by_text(section, exact=True).scroll_into_view_if_needed()  # charts render once in view
+        expect(page.get_by_text(f"{best.info.run_name} ({section}/accuracy)")).to_be_visible()  # a line chart's legend
     page.screenshot(path=shots / "4-trial-charts.png")
 
     # Its artifacts: the learning-curve plot renders.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from framework_arena.config import register_configs
 from framework_arena.identity import job_records
+from framework_arena.metric_names import current
 from framework_arena.runner import TrialResult, run_trial
 from framework_arena.trial import resolve_trial
 
@@ -137,7 +138,7 @@ def _sweep_result(tracking: dict[str, Any], sweep_dir: str) -> SweepResult:
                 run_name=run.info.run_name if run is not None else " ".join(rec.get("overrides", [])),
                 run_id=rec.get("run_id"),
                 tracking_uri=handle.uri,
-                metrics=dict(run.data.metrics) if run is not None else {},
+                metrics=current(run.data.metrics) if run is not None else {},
                 reason=run.data.tags.get("arena.failure_reason") if run is not None else None,
                 message=rec.get("message"),
             )

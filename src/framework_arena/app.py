@@ -37,9 +37,9 @@ def _summary(result: TrialResult) -> str:
     lines = [f"{result.run_name}: {result.status} in {result.seconds:.1f} s"]
     if result.status == "FINISHED":
         lines.append(
-            f"  val_accuracy {m['val_accuracy']:.4f}  test_accuracy {m['test_accuracy']:.4f}  "
-            f"params {int(m['num_params']):,}  steady throughput "
-            + (f"{m['train_samples_per_s']:,.0f} samples/s" if "train_samples_per_s" in m else "n/a (no step timed past the warm-up)")
+            f"  val/accuracy {m['val/accuracy']:.4f}  test/accuracy {m['test/accuracy']:.4f}  "
+            f"params {int(m['model/num_params']):,}  steady throughput "
+            + (f"{m['speed/samples_per_s']:,.0f} samples/s" if "speed/samples_per_s" in m else "n/a (no step timed past the warm-up)")
         )
         if result.info.get("contended"):
             lines.append(f"  CONTENDED (arena.contended=true): {result.info['contended']}; arena-compare leaves its speed figures out")

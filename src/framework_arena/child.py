@@ -88,7 +88,7 @@ class _Reporter:
         self.conn.send(["step", step, logs])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        logs = {k: float(v) for k, v in logs.items()}  # epoch_samples_per_s once past the warm-up
+        logs = {k: float(v) for k, v in logs.items()}  # speed/epoch_samples_per_s once past the warm-up
         if self.logger:
             self.logger.keep(logs, epoch)
         self.history.append({"epoch": epoch, **logs})
@@ -192,21 +192,21 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
     inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
-    # Logged here, once: num_params went with on_train_begin and the start-up times with on_train_end.
+    # Logged here, once: model/num_params went with on_train_begin and the start-up times with on_train_end.
     final = {
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-        "import_time_s": import_time,
+        "test/loss": test_loss,
+        "test/accuracy": test_accuracy,
+        "speed/import_time_s": import_time,
         **inference,
-        "peak_rss_mb": _peak_rss_mb(),
+        "memory/peak_rss_mb": _peak_rss_mb(),
         **contention,
         **input_figures,
     }
     gpu_mem = trainer.gpu_peak_mem_mb()
     if gpu_mem is not None:
-        final["gpu_peak_mem_mb"] = gpu_mem
+        final["memory/gpu_peak_mb"] = gpu_mem
     last_epoch = {k: v for k, v in reporter.history[-1].items() if k != "epoch"}  # "epoch" is the step, not a metric
-    summary: dict[str, Any] = {"metrics": {**last_epoch, **reporter.end_logs, "num_params": float(info["num_params"]), **final}, "info": info}
+    summary: dict[str, Any] = {"metrics": {**last_epoch, **reporter.end_logs, "model/num_params": float(info["num_params"]), **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=tr.epochs)
         logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
@@ -237,16 +237,16 @@ def _input_bound(trainer: Any, data: Any, end_logs: Mapping[str, float], logger:
     """The streamed input pipeline's throughput alone, beside training's, and the ``arena.input_bound`` tag.
 
     Returns:
-        ``input_samples_per_s`` and ``input_share`` (training throughput / input throughput;
+        ``input/samples_per_s`` and ``input/share`` (training throughput / input throughput;
         near 1: the steps waited for batches).
     """
     input_rate = trainer.measure_input(data.train)
-    train_rate = end_logs.get("train_samples_per_s")
-    figures = {"input_samples_per_s": input_rate}
+    train_rate = end_logs.get("speed/samples_per_s")
+    figures = {"input/samples_per_s": input_rate}
     if train_rate is not None and input_rate > 0:
-        figures["input_share"] = train_rate / input_rate
+        figures["input/share"] = train_rate / input_rate
         if logger:
-            logger.set_tags({"arena.input_bound": str(figures["input_share"] >= INPUT_BOUND_SHARE).lower()})
+            logger.set_tags({"arena.input_bound": str(figures["input/share"] >= INPUT_BOUND_SHARE).lower()})
     return figures
 
 

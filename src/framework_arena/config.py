@@ -150,9 +150,9 @@ class TrainerConfig:
     threads: int = 0  # 0: every core this process may use; the same count for every framework
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (mixed: bf16 compute, fp32 weights)
-    warmup_steps: Optional[int] = None  # steps left out of train_samples_per_s; null: the first epoch
-    inference_runs: int = 20  # timed batch-1 predictions for infer_latency_ms_p50/p95
-    inference_batch_size: int = 1024  # the large batch of infer_samples_per_s
+    warmup_steps: Optional[int] = None  # steps left out of speed/samples_per_s; null: the first epoch
+    inference_runs: int = 20  # timed batch-1 predictions for infer/latency_ms_p50/p95
+    inference_batch_size: int = 1024  # the large batch of infer/samples_per_s
 
 
 @dataclass
@@ -166,7 +166,7 @@ class TrackingConfig:
     # back-off, instead of MLflow's 120 s * 7 retries (MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES).
     timeout_s: int = 10
     retries: int = 2
-    log_every_n_steps: int = 0  # train_loss_running every n optimizer steps; 0: per epoch only
+    log_every_n_steps: int = 0  # train/loss_running every n optimizer steps; 0: per epoch only
     system_metrics: bool = False  # MLflow's system/* metrics (CPU, memory; GPU with pynvml)
     register: bool = False  # register each trial's model in the Model Registry
     registered_model: Optional[str] = None  # default: <experiment>-<framework>[-<backend>]-<model>
@@ -179,7 +179,7 @@ class PlatformConfig:
 
 @dataclass
 class SweepConfig:
-    objective: str = "val_accuracy"  # the metric the task returns to sweepers: one of names.OBJECTIVES
+    objective: str = "val/accuracy"  # the metric the task returns to sweepers: one of names.OBJECTIVES
     direction: str = "maximize"
     rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
     json: bool = False  # print the trial's result as one JSON line on stdout (logs go to stderr)

@@ -3,20 +3,20 @@
 Measured over ``trainer.fit`` as a whole (warm-up, validation and the timed windows alike: a
 stall anywhere in it can move the figures), on the cores the trial is pinned to:
 
-- ``contention_other_share``: CPU time the kernel counted busy on those cores (``/proc/stat``,
+- ``contention/other_share``: CPU time the kernel counted busy on those cores (``/proc/stat``,
   per CPU) minus the trial's own CPU time, over wall time x cores. Other processes, the kernel's
   work for them, the launching process too (it relays metrics: a few ms per epoch).
-- ``cpu_own_share``: the trial's own CPU time (all its threads) over wall time x threads: near 1
+- ``contention/own_share``: the trial's own CPU time (all its threads) over wall time x threads: near 1
   when its threads ran all the time; low when they waited for a core (or for I/O, or idled).
-- ``cpu_steal_share``: time the hypervisor gave the cores' virtual CPUs to other machines.
-- ``cgroup_throttled_s``: seconds the cgroup was throttled by its CPU quota (``cpu.stat``).
-- ``loadavg_start`` / ``loadavg_end``: the 1-minute load average around ``fit``.
+- ``contention/steal_share``: time the hypervisor gave the cores' virtual CPUs to other machines.
+- ``contention/cgroup_throttled_s``: seconds the cgroup was throttled by its CPU quota (``cpu.stat``).
+- ``contention/loadavg_start`` / ``contention/loadavg_end``: the 1-minute load average around ``fit``.
 - ``gpu_other_processes``: on a GPU with the NVML bindings (``pynvml``) installed, other
   processes holding the trial's GPU.
 
 The trial is **contended** (tag ``arena.contended=true``, the reason in
 ``arena.contended_reason``) when others took more than :data:`OTHER_SHARE_LIMIT` of its cores'
-time (``contention_other_share + cpu_steal_share``), when the cgroup throttled it for more than
+time (``contention/other_share + contention/steal_share``), when the cgroup throttled it for more than
 :data:`THROTTLE_LIMIT` of the wall time, or when another process used its GPU.
 """
 
@@ -117,25 +117,25 @@ class Meter:
         own = _own_cpu_s() - own0
         capacity = wall * len(self.cores)
         metrics = {
-            "contention_other_share": max(0.0, (busy1 - busy0) - own) / capacity,
-            "cpu_own_share": own / (wall * self.threads),
-            "cpu_steal_share": (steal1 - steal0) / capacity,
-            "loadavg_start": load0,
-            "loadavg_end": os.getloadavg()[0],
+            "contention/other_share": max(0.0, (busy1 - busy0) - own) / capacity,
+            "contention/own_share": own / (wall * self.threads),
+            "contention/steal_share": (steal1 - steal0) / capacity,
+            "contention/loadavg_start": load0,
+            "contention/loadavg_end": os.getloadavg()[0],
         }
         thr1 = _throttled_s()
         if thr0 is not None and thr1 is not None:
-            metrics["cgroup_throttled_s"] = thr1 - thr0
+            metrics["contention/cgroup_throttled_s"] = thr1 - thr0
         if self.gpu:
             gpu1 = _gpu_others()
             if gpu0 is not None or gpu1 is not None:
                 metrics["gpu_other_processes"] = float(max(gpu0 or 0, gpu1 or 0))
         reasons = []
-        others = metrics["contention_other_share"] + metrics["cpu_steal_share"]
+        others = metrics["contention/other_share"] + metrics["contention/steal_share"]
         if others > OTHER_SHARE_LIMIT:
             reasons.append(f"other work took {others:.0%} of the trial's cores {self.cores} (limit {OTHER_SHARE_LIMIT:.0%})")
-        if metrics.get("cgroup_throttled_s", 0.0) > THROTTLE_LIMIT * wall:
-            reasons.append(f"the cgroup's CPU quota throttled it {metrics['cgroup_throttled_s']:.2f} s of {wall:.2f} s")
+        if metrics.get("contention/cgroup_throttled_s", 0.0) > THROTTLE_LIMIT * wall:
+            reasons.append(f"the cgroup's CPU quota throttled it {metrics['contention/cgroup_throttled_s']:.2f} s of {wall:.2f} s")
         if metrics.get("gpu_other_processes", 0.0) > 0:
             reasons.append(f"{metrics['gpu_other_processes']:.0f} other process(es) on its GPU")
         tags = {"arena.contended": str(bool(reasons)).lower()}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 #: Keys every ``on_epoch_end`` ``logs`` dict carries.
-EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+EPOCH_KEYS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "speed/epoch_time_s")
 
 
 class Callback(Protocol):
@@ -31,7 +31,7 @@ class Callback(Protocol):
 
         Args:
             step: 1-based optimizer step, counted over the whole training.
-            logs: ``train_loss_running``, the mean training loss of the epoch so far.
+            logs: ``train/loss_running``, the mean training loss of the epoch so far.
         """
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
@@ -39,19 +39,19 @@ class Callback(Protocol):
 
         Args:
             epoch: 1-based epoch number.
-            logs: the :data:`EPOCH_KEYS`; ``epoch_time_s`` covers the training steps only,
+            logs: the :data:`EPOCH_KEYS`; ``speed/epoch_time_s`` covers the training steps only,
                 from the first batch to the end of the last one, validation excluded; and
-                ``epoch_samples_per_s`` when the epoch has steps after the warm-up.
+                ``speed/epoch_samples_per_s`` when the epoch has steps after the warm-up.
         """
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
         """Called once after the last epoch.
 
         Args:
-            logs: the :meth:`Stopwatch.end_logs`: ``time_to_first_step_s``, ``compile_time_s``,
-                ``fit_time_s``, and, when windows past the warm-up were timed,
-                ``train_samples_per_s`` (their median), ``train_samples_per_s_p10``/``_p90`` and
-                ``train_windows``.
+            logs: the :meth:`Stopwatch.end_logs`: ``speed/time_to_first_step_s``, ``speed/compile_time_s``,
+                ``speed/fit_time_s``, and, when windows past the warm-up were timed,
+                ``speed/samples_per_s`` (their median), ``speed/samples_per_s_p10``/``_p90`` and
+                ``speed/windows``.
         """
 
 
@@ -59,7 +59,7 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; the trial fails with this reason."""
 
     def __init__(self, epoch: int, value: float) -> None:
-        super().__init__(f"train_loss became {value} at epoch {epoch}: lower optim.lr or check the data")
+        super().__init__(f"train/loss became {value} at epoch {epoch}: lower optim.lr or check the data")
         self.epoch = epoch
         self.value = value
 
@@ -84,8 +84,8 @@ class ModelExport:
 #: the kind first. Anything a framework prints goes to stderr, so it cannot corrupt the channel.
 MESSAGES = {
     "begin": '["begin", info]: the model is built (on_train_begin info)',
-    "step": '["step", step, logs]: train_loss_running every tracking.log_every_n_steps steps',
-    "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and epoch_samples_per_s past the warm-up',
+    "step": '["step", step, logs]: train/loss_running every tracking.log_every_n_steps steps',
+    "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and speed/epoch_samples_per_s past the warm-up',
     "result": '["result", summary]: {"metrics": ..., "info": ..., "model_uri": ..., "model_id": the LoggedModel\'s id}; the child then exits 0',
     "error": '["error", {"reason", "type", "message", "traceback"}]; the child then exits 1',
 }

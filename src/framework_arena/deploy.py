@@ -1,6 +1,6 @@
 """The serving benchmark: each group's best model served by MLflow's own scoring server, timed.
 
-``arena-compare deploy=true`` takes each group's best trial (highest ``val_accuracy``), downloads
+``arena-compare deploy=true`` takes each group's best trial (highest ``val/accuracy``), downloads
 its LoggedModel, starts ``mlflow models serve --env-manager local`` on it on a free loopback port,
 and times it as a deploying user would call it: seconds to the first successful ``/ping``, p50 and
 p95 latency over ``serve.requests`` sequential requests of 1 and of 64 rows, rows per second at
@@ -181,18 +181,18 @@ def time_requests(client: Client, example: Sequence[Any], settings: Mapping[str,
             if answered != n:
                 raise ServeError(f"POST /invocations with {n} rows answered {answered} predictions")
             times.append(seconds)
-        figures[f"serve_latency_ms_p50_{n}row"] = float(np.percentile(times, 50) * 1e3)
-        figures[f"serve_latency_ms_p95_{n}row"] = float(np.percentile(times, 95) * 1e3)
+        figures[f"serve/latency_ms_p50_{n}row"] = float(np.percentile(times, 50) * 1e3)
+        figures[f"serve/latency_ms_p95_{n}row"] = float(np.percentile(times, 95) * 1e3)
     rows = rows_like(example, 1024)
     client.predict(rows)
     total = sum(client.predict(rows)[0] for _ in range(int(settings["throughput_requests"])))
-    figures["serve_rows_per_s_1024row"] = 1024 * int(settings["throughput_requests"]) / total
+    figures["serve/rows_per_s_1024row"] = 1024 * int(settings["throughput_requests"]) / total
     return figures
 
 
 def best_trial(trials: Sequence[Any]) -> Any:
-    """The group's best trial: highest ``val_accuracy`` (the sweep objective), then the first."""
-    return max(trials, key=lambda t: t.metrics.get("val_accuracy", float("-inf")))
+    """The group's best trial: highest ``val/accuracy`` (the sweep objective), then the first."""
+    return max(trials, key=lambda t: t.metrics.get("val/accuracy", float("-inf")))
 
 
 def serve_one(uri: str, group: str, trial: Any, settings: Mapping[str, Any], folder: Path) -> Served:
@@ -218,7 +218,7 @@ def serve_one(uri: str, group: str, trial: Any, settings: Mapping[str, Any], fol
         served.pids.append(server.pid or 0)
         startup = server.wait_ready(float(settings["startup_timeout_s"]))
         client = Client(server.port, float(settings["request_timeout_s"]))
-        served.metrics = {"serve_startup_s": startup, **time_requests(client, facts["serving_input"]["inputs"], settings)}
+        served.metrics = {"serve/startup_s": startup, **time_requests(client, facts["serving_input"]["inputs"], settings)}
     except (ServeError, OSError, http.client.HTTPException, ValueError, KeyError) as e:  # an answer we cannot read is a failure to serve
         served.error = str(e) if isinstance(e, ServeError) else f"{e!r}\n{server.log_tail()}"
     finally:
@@ -229,7 +229,7 @@ def serve_one(uri: str, group: str, trial: Any, settings: Mapping[str, Any], fol
         shutil.rmtree(folder / "model", ignore_errors=True)
     if served.error:
         return served
-    served.metrics.update({"serve_model_size_mb": facts["size_mb"], "serve_pinned_requirements": float(facts["pinned_requirements"])})
+    served.metrics.update({"serve/model_size_mb": facts["size_mb"], "serve/pinned_requirements": float(facts["pinned_requirements"])})
     tags = {"arena.serve_flavor": FLAVOR_NOTES.get(served.flavor, served.flavor)}
     if served.keras_backend:
         tags["arena.serve_keras_backend"] = served.keras_backend
@@ -267,10 +267,10 @@ def serve_best(uri: str, groups: Mapping[str, Sequence[Any]], settings: Mapping[
                 log.info(
                     "%s: ready in %.1f s; p50 %.1f ms (1 row), %.1f ms (64 rows); %.0f rows/s at 1,024",
                     group,
-                    m["serve_startup_s"],
-                    m["serve_latency_ms_p50_1row"],
-                    m["serve_latency_ms_p50_64row"],
-                    m["serve_rows_per_s_1024row"],
+                    m["serve/startup_s"],
+                    m["serve/latency_ms_p50_1row"],
+                    m["serve/latency_ms_p50_64row"],
+                    m["serve/rows_per_s_1024row"],
                 )
             results.append(served)
     (out_dir / "serving.json").write_text(json.dumps([r.__dict__ for r in results], indent=1) + "\n")

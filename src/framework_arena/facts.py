@@ -78,7 +78,7 @@ def framework_facts(framework: str, backend: str | None = None) -> tuple[dict[st
         framework is found), ``arena.license_source`` (where it was read), ``arena.license_bundled``
         (the other licenses the distribution declares, comma-separated, when there are any) and
         ``arena.license_declared`` (the distribution's whole declaration); metrics
-        ``trainer_api_names`` and ``trainer_lines`` (see :func:`code_size`), absent when the
+        ``facts/trainer_api_names`` and ``facts/trainer_lines`` (see :func:`code_size`), absent when the
         trainer's source is not on disk.
     """
     found = license_of(framework)
@@ -90,7 +90,7 @@ def framework_facts(framework: str, backend: str | None = None) -> tuple[dict[st
         if found.declared:
             tags["arena.license_declared"] = found.declared
     size = code_size(framework)
-    metrics = {} if size is None else {"trainer_api_names": float(size[1]), "trainer_lines": float(size[0])}
+    metrics = {} if size is None else {"facts/trainer_api_names": float(size[1]), "facts/trainer_lines": float(size[0])}
     return tags, metrics
 
 

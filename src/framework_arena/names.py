@@ -19,7 +19,7 @@ LAYER_LIST_MODELS = ("custom", "resnet", "transformer")
 TRACKING_NAMES = ("local", "none", "server")
 PLATFORMS = ("auto", "none", "domino")
 # Metrics a sweep can optimize, with the direction that makes sense for each.
-OBJECTIVES = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "train_samples_per_s", "fit_time_s")
+OBJECTIVES = ("val/accuracy", "test/accuracy", "val/loss", "test/loss", "speed/samples_per_s", "speed/fit_time_s")
 
 
 def label(framework: str, backend: str | None = None) -> str:

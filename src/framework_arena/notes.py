@@ -81,7 +81,7 @@ def trial_note(
 
     Args:
         cfg: the resolved trial config (``framework``, ``model``, ``data``, ``optim``, ``trainer``).
-        metrics: the last epoch's and the final metrics (``val_accuracy``, ``test_accuracy``...).
+        metrics: the last epoch's and the final metrics (``val/accuracy``, ``test/accuracy``...).
         status: ``FINISHED``, ``FAILED`` or ``KILLED``.
         parent_run_id: the sweep's parent run, linked when given.
         experiment_id: the experiment of the runs, to make links the UI opens.
@@ -103,7 +103,11 @@ def trial_note(
         ("trainer", f"{tr['epochs']} epochs, batch {tr['batch_size']}, seed {tr['seed']}, {tr['threads']} threads, device {tr['device']}"),
     ]
     if status == "FINISHED":
-        shown = [(k, metrics[k]) for k in ("val_accuracy", "test_accuracy", "val_loss", "train_samples_per_s", "fit_time_s", "num_params") if k in metrics]
+        shown = [
+            (k, metrics[k])
+            for k in ("val/accuracy", "test/accuracy", "val/loss", "speed/samples_per_s", "speed/fit_time_s", "model/num_params")
+            if k in metrics
+        ]
         lines.append("**Result:** " + " · ".join(f"{k} **{fmt(v)}**" for k, v in shown))
     else:
         why = " ".join((message or "").split())[:300]

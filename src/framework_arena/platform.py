@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 DOMINO_STATS = "dominostats.json"
 DOMINO_ARTIFACTS = "/mnt/artifacts"  # a Git-based project's artifacts folder, synced back after a job
 #: The trial metrics Domino's job dashboard shows as columns.
-TRIAL_STATS = ("test_accuracy", "val_accuracy", "test_loss", "train_samples_per_s", "fit_time_s", "num_params")
+TRIAL_STATS = ("test/accuracy", "val/accuracy", "test/loss", "speed/samples_per_s", "speed/fit_time_s", "model/num_params")
 
 
 def active(platform: Mapping[str, Any]) -> str:

@@ -3,7 +3,7 @@
 criteria.md's "debugging" row asks whether a framework's error, on the most common bug there is
 (an input of the wrong shape), names the shapes and the layer. The child calls :func:`shape_bug`
 on the trained model at the end of a trial: the framework is already imported, so it costs
-milliseconds. The score (``debug_error_clarity``, 0 to 2) and the message itself are logged.
+milliseconds. The score (``debug/error_clarity``, 0 to 2) and the message itself are logged.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def shape_bug(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> tuple[dict
     """Predicts on ``x`` with its last axis one element too wide.
 
     Returns:
-        ``debug_error_clarity`` (1 point for naming the received and expected shapes, 1 for naming
+        ``debug/error_clarity`` (1 point for naming the received and expected shapes, 1 for naming
         the layer), and the error text (or why there was none).
     """
     bad = np.zeros(x.shape[:-1] + (x.shape[-1] + 1,), dtype=x.dtype)
@@ -46,7 +46,7 @@ def shape_bug(predict: Callable[[np.ndarray], Any], x: np.ndarray) -> tuple[dict
     except Exception as e:  # noqa: BLE001 - the error is what is measured
         message = f"{type(e).__name__}: {e}"
     else:
-        return {"debug_error_clarity": 0.0}, f"no error: a {bad.shape} input for a model built for {x.shape} was accepted"
+        return {"debug/error_clarity": 0.0}, f"no error: a {bad.shape} input for a model built for {x.shape} was accepted"
     shapes = _names(message, bad.shape) and _names(message, x.shape)
     layer = bool(LAYER_WORDS.search(message))
-    return {"debug_error_clarity": float(shapes) + float(layer)}, message
+    return {"debug/error_clarity": float(shapes) + float(layer)}, message

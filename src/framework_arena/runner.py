@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from framework_arena.child import environment
 from framework_arena.cores import Allocation, allocate
+from framework_arena.metric_names import current
 from framework_arena.secrets import redact_text
 from framework_arena.sweep import SweepContext
 from framework_arena.trial import Trial, resolve_trial
@@ -113,7 +114,7 @@ class _Progress:
         self.bar = tqdm(total=epochs, desc=name, unit="epoch", leave=True, dynamic_ncols=True)
 
     def epoch(self, logs: Mapping[str, float]) -> None:
-        self.bar.set_postfix(loss=f"{logs['train_loss']:.4f}", val_acc=f"{logs['val_accuracy']:.4f}", refresh=False)
+        self.bar.set_postfix(loss=f"{logs['train/loss']:.4f}", val_acc=f"{logs['val/accuracy']:.4f}", refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -208,7 +209,7 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
                 twin = run.find_finished(tags["arena.config_hash"])
                 if twin is not None:  # resume: this exact trial already finished in this experiment
                     result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
-                    result.metrics = dict(twin.data.metrics)
+                    result.metrics = current(twin.data.metrics)
                     result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
                     return result
             tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})

@@ -298,7 +298,7 @@ def batch_signature(y: np.ndarray) -> int:
 
 
 def order_crc(signatures: Sequence[int]) -> float:
-    """The CRC-32 of an epoch's batch signatures, as the float MLflow stores (metric ``train_order_crc``)."""
+    """The CRC-32 of an epoch's batch signatures, as the float MLflow stores (metric ``input/order_crc``)."""
     return float(zlib.crc32(np.asarray(signatures, np.int64).tobytes()))
 
 

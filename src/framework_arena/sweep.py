@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from framework_arena.identity import job_records, job_tag
+from framework_arena.metric_names import BEST, current, current_name
 from framework_arena.secrets import redact_text
 
 log = logging.getLogger("arena.sweep")
@@ -47,10 +48,10 @@ SUMMARY_COLUMNS = (
     "run_name",
     "run_id",
     "objective",
-    "val_accuracy",
-    "test_accuracy",
-    "train_samples_per_s",
-    "fit_time_s",
+    "val/accuracy",
+    "test/accuracy",
+    "speed/samples_per_s",
+    "speed/fit_time_s",
     "overrides",
     "message",
 )
@@ -235,6 +236,7 @@ class Sweep:
         return sorted(records.items())
 
     def _summarize(self, direction: str, objective: str, platform: Mapping[str, Any] | None, final: str | None = None) -> int:
+        objective = current_name(objective)  # arena.objective may use a flat (pre-section) name
         run = self.run
         parent = run.get()
         records = self._records(parent.data.tags)
@@ -242,7 +244,7 @@ class Sweep:
         rows = []
         for num, rec in records:
             trial = runs.get(rec.get("run_id") or "")
-            metrics = trial.data.metrics if trial is not None else {}
+            metrics = current(trial.data.metrics) if trial is not None else {}
             rows.append(
                 {
                     "job": num,
@@ -250,7 +252,7 @@ class Sweep:
                     "run_name": trial.info.run_name if trial is not None else "",
                     "run_id": rec.get("run_id") or "",
                     "objective": float(metrics.get(objective, math.nan)),
-                    **{k: metrics.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy", "train_samples_per_s", "fit_time_s")},
+                    **{k: metrics.get(k, float("nan")) for k in ("val/accuracy", "test/accuracy", "speed/samples_per_s", "speed/fit_time_s")},
                     "overrides": " ".join(rec.get("overrides", [])),
                     "message": rec.get("message") or "",
                 }
@@ -261,12 +263,12 @@ class Sweep:
         # max/min keep the first of equal values: a tie goes to the lowest job number (rows are in job order).
         best = (max if direction == "maximize" else min)(scored, key=lambda r: r["objective"]) if scored else None
 
-        run.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} | {"trials_total": len(rows)})
+        run.log_metrics({f"trials/{k.lower()}": v for k, v in counts.items()} | {"trials/total": len(rows)})
         summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
         for name, text in summary.items():
             run.log_text(text, name)
         if best is not None:
-            run.log_metrics({f"best_{objective}": best["objective"]})
+            run.log_metrics({BEST + objective: best["objective"]})
             run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
             run.log_params({f"best.{k}": v for k, _, v in (o.partition("=") for o in best["overrides"].split()) if v})
         from framework_arena.notes import NOTE_TAG, sweep_note
@@ -276,8 +278,8 @@ class Sweep:
         if platform is not None:
             from framework_arena.platform import publish, write_stats
 
-            stats = {f"trials_{k.lower()}": v for k, v in counts.items()}
-            write_stats(platform, {**stats, **({f"best_{objective}": best["objective"]} if best else {})})
+            stats = {f"trials/{k.lower()}": v for k, v in counts.items()}
+            write_stats(platform, {**stats, **({BEST + objective: best["objective"]} if best else {})})
             publish(platform, _save(summary, self.sweep_dir or "."))  # Domino: into its artifacts folder
         run.end(final or ("FAILED" if failed else "FINISHED"))
         log.info("%s", redact_text(_text_summary(rows, counts, best, objective, parent.info.run_id)))
@@ -354,7 +356,7 @@ def _fmt(value: Any) -> str:
 
 
 def _markdown(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], best: Mapping[str, Any] | None, objective: str) -> str:
-    cols = ("job", "status", "run_name", "objective", "val_accuracy", "test_accuracy", "train_samples_per_s", "overrides")
+    cols = ("job", "status", "run_name", "objective", "val/accuracy", "test/accuracy", "speed/samples_per_s", "overrides")
     lines = [
         "# Sweep summary",
         "",

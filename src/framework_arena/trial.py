@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from framework_arena import cores, identity, platform, validation
+from framework_arena.metric_names import current_name
 from framework_arena.names import label
 from framework_arena.shards import read_manifest
 
@@ -158,7 +159,7 @@ class Trial:
             trainer=Trainer(**{k: tr[k] for k in Trainer.__dataclass_fields__}),
             tracking=Tracking(**{k: tk[k] for k in Tracking.__dataclass_fields__}),
             platform=(resolved.get("platform") or {}).get("name", "none"),
-            objective=arena.get("objective", "val_accuracy"),
+            objective=current_name(arena.get("objective", "val/accuracy")),
             direction=arena.get("direction", "maximize"),
             rerun=bool(arena.get("rerun", False)),
             json=bool(arena.get("json", False)),

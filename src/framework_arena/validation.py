@@ -16,6 +16,7 @@ from framework_arena.data import DataError, check_idx_path, memory_needed
 from framework_arena.errors import ConfigError
 from framework_arena.layerlist import framework_limits
 from framework_arena.machine import memory_available
+from framework_arena.metric_names import current_name
 from framework_arena.models import build_spec
 from framework_arena.names import (
     ACTIVATIONS,
@@ -203,7 +204,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _check_compile(problems, fw)
     sw = cfg.get("arena", {})
     if sw:
-        expect(problems, sw["objective"] in OBJECTIVES, "arena.objective", sw["objective"], f"in {OBJECTIVES}")
+        expect(
+            problems, current_name(sw["objective"]) in OBJECTIVES, "arena.objective", sw["objective"], f"in {OBJECTIVES} (or its flat name, e.g. val_accuracy)"
+        )
         expect(problems, sw["direction"] in ("maximize", "minimize"), "arena.direction", sw["direction"], "in ('maximize', 'minimize')")
     if "platform" in cfg:
         expect(problems, cfg["platform"]["name"] in PLATFORMS, "platform.name", cfg["platform"]["name"], f"in {PLATFORMS}")

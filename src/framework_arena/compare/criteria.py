@@ -3,7 +3,7 @@
 A measured criterion reduces a group's runs on one workload (a framework's seeds there) to one
 value with ``measure(group, idx)`` (measures.py), which the bootstrap in aggregate.py resamples. License and
 code size are measured too, from the facts each trial logged (facts.py): tags ``arena.license``
-and ``arena.framework_dist``, metrics ``trainer_api_names`` and ``trainer_lines``; they do not vary
+and ``arena.framework_dist``, metrics ``facts/trainer_api_names`` and ``facts/trainer_lines``; they do not vary
 between a framework's runs, so they are not resampled. A static criterion reads a value from config
 (``criteria.static.<key>``) with its source and date. Nothing here reads the machine compare runs
 on: a store compares the same anywhere.
@@ -45,8 +45,8 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median over runs of train_samples_per_s: each run's median over timed windows past the warm-up (first epoch excluded: warm-up and tracing)",
-            median_of("train_samples_per_s"),
+            "median over runs of speed/samples_per_s: each run's median over timed windows past the warm-up (first epoch excluded: warm-up and tracing)",
+            median_of("speed/samples_per_s"),
         ),
         Criterion(
             "time_to_target",
@@ -55,7 +55,7 @@ CRITERIA: dict[str, Criterion] = {
             "s",
             "lower",
             "measured",
-            "training seconds (epoch_time_s summed) until val_accuracy first reaches target_accuracy; median over runs, inf if never",
+            "training seconds (speed/epoch_time_s summed) until val/accuracy first reaches target_accuracy; median over runs, inf if never",
             time_to_target,
         ),
         Criterion(
@@ -65,8 +65,8 @@ CRITERIA: dict[str, Criterion] = {
             "ms",
             "lower",
             "measured",
-            "median over runs of infer_latency_ms_p50 (batch 1, after warm-up)",
-            median_of("infer_latency_ms_p50"),
+            "median over runs of infer/latency_ms_p50 (batch 1, after warm-up)",
+            median_of("infer/latency_ms_p50"),
         ),
         Criterion(
             "deployment",
@@ -75,8 +75,8 @@ CRITERIA: dict[str, Criterion] = {
             "ms",
             "lower",
             "measured",
-            "p50 of sequential 1-row requests to mlflow models serve (--env-manager local, loopback) on the group's best model, median over the runs arena-compare deploy=true served (serve_latency_ms_p50_1row); the note names the flavor that served it",
-            median_of("serve_latency_ms_p50_1row"),
+            "p50 of sequential 1-row requests to mlflow models serve (--env-manager local, loopback) on the group's best model, median over the runs arena-compare deploy=true served (serve/latency_ms_p50_1row); the note names the flavor that served it",
+            median_of("serve/latency_ms_p50_1row"),
         ),
         Criterion(
             "large_data",
@@ -85,7 +85,7 @@ CRITERIA: dict[str, Criterion] = {
             "samples/s",
             "higher",
             "measured",
-            "median train_samples_per_s at the largest dataset (data.num_samples; data=shards: the training rows used) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more. The note gives the curve: from the smallest to the largest common size, throughput and peak memory at the largest / at the smallest (scaling.csv, the scaling figure)",
+            "median speed/samples_per_s at the largest dataset (data.num_samples; data=shards: the training rows used) or batch size (trainer.batch_size) every framework ran, in each family of workloads differing only by that size; needs runs at two sizes or more. The note gives the curve: from the smallest to the largest common size, throughput and peak memory at the largest / at the smallest (scaling.csv, the scaling figure)",
             large_data,
         ),
         Criterion(
@@ -95,8 +95,8 @@ CRITERIA: dict[str, Criterion] = {
             "MB",
             "lower",
             "measured",
-            "median over runs of the trial process's peak resident memory (peak_rss_mb)",
-            median_of("peak_rss_mb"),
+            "median over runs of the trial process's peak resident memory (memory/peak_rss_mb)",
+            median_of("memory/peak_rss_mb"),
         ),
         Criterion(
             "quality",
@@ -105,8 +105,8 @@ CRITERIA: dict[str, Criterion] = {
             "accuracy",
             "higher",
             "measured",
-            "median over runs of test_accuracy at the configured budget",
-            median_of("test_accuracy"),
+            "median over runs of test/accuracy at the configured budget",
+            median_of("test/accuracy"),
         ),
         Criterion(
             "reproducibility",
@@ -115,7 +115,7 @@ CRITERIA: dict[str, Criterion] = {
             "accuracy std",
             "lower",
             "measured",
-            "standard deviation of test_accuracy across runs differing only by seed (mean over configurations); needs 2 seeds or more",
+            "standard deviation of test/accuracy across runs differing only by seed (mean over configurations); needs 2 seeds or more",
             reproducibility,
             floor=0.005,
         ),
@@ -126,8 +126,8 @@ CRITERIA: dict[str, Criterion] = {
             "s",
             "lower",
             "measured",
-            "median over runs of import_time_s + time_to_first_step_s (tracing and compilation included)",
-            median_of("import_time_s", "time_to_first_step_s"),
+            "median over runs of speed/import_time_s + speed/time_to_first_step_s (tracing and compilation included)",
+            median_of("speed/import_time_s", "speed/time_to_first_step_s"),
         ),
         Criterion(
             "error_clarity",
@@ -136,8 +136,8 @@ CRITERIA: dict[str, Criterion] = {
             "points 0-2",
             "higher",
             "measured",
-            "median over runs of debug_error_clarity: a shape bug planted at the end of each trial; 1 point if the error names the received and expected shapes, 1 if it names the layer (probe.py)",
-            median_of("debug_error_clarity"),
+            "median over runs of debug/error_clarity: a shape bug planted at the end of each trial; 1 point if the error names the received and expected shapes, 1 if it names the layer (probe.py)",
+            median_of("debug/error_clarity"),
         ),
         Criterion(
             "license",
@@ -155,7 +155,7 @@ CRITERIA: dict[str, Criterion] = {
             "API names",
             "lower",
             "measured",
-            "distinct framework API names (torch.*, nn.*, tf.*, keras.*) the trainer that ran the trial uses to do the same work as the others, median over runs of trainer_api_names as each trial logged it; its logical lines (trainer_lines) are noted",
+            "distinct framework API names (torch.*, nn.*, tf.*, keras.*) the trainer that ran the trial uses to do the same work as the others, median over runs of facts/trainer_api_names as each trial logged it; its logical lines (facts/trainer_lines) are noted",
         ),
         Criterion("ease_of_use", "Ease of use (architecture)", "architecture", "rating 1-5", "higher", "static", "criteria.static.ease_of_use"),
         Criterion("learning_curve", "Learning curve", "learning_curve", "rating 1-5", "higher", "static", "criteria.static.learning_curve"),
@@ -239,8 +239,8 @@ def license_cell(g: GroupData) -> Cell:
 
 
 def code_size_cell(g: GroupData) -> Cell:
-    """Median over the group's runs of the ``trainer_api_names`` (and ``trainer_lines``) they logged."""
-    api, lines = g.metric("trainer_api_names"), g.metric("trainer_lines")
+    """Median over the group's runs of the ``facts/trainer_api_names`` (and ``facts/trainer_lines``) they logged."""
+    api, lines = g.metric("facts/trainer_api_names"), g.metric("facts/trainer_lines")
     found = int(np.count_nonzero(~np.isnan(api)))
     if not found:
         return Cell(None, "missing", note=NOT_LOGGED)
@@ -251,16 +251,16 @@ def code_size_cell(g: GroupData) -> Cell:
 
 def serve_note(g: GroupData) -> str:
     """The served run's flavor, Keras back end and other serving figures, as it logged them (deploy.py)."""
-    served = [t for t in g.trials if "serve_latency_ms_p50_1row" in t.metrics]
+    served = [t for t in g.trials if "serve/latency_ms_p50_1row" in t.metrics]
     if not served:
         return ""
     t, m = served[0], served[0].metrics
     backend = f", KERAS_BACKEND={t.tags['arena.serve_keras_backend']}" if t.tags.get("arena.serve_keras_backend") else ""
     return (
-        f"{t.tags.get('arena.serve_flavor', 'flavor not logged')}{backend}; ready in {m.get('serve_startup_s', math.nan):.1f} s, "
-        f"p95 {m.get('serve_latency_ms_p95_1row', math.nan):.1f} ms, 64 rows p50 {m.get('serve_latency_ms_p50_64row', math.nan):.1f} ms, "
-        f"{m.get('serve_rows_per_s_1024row', math.nan):,.0f} rows/s at 1,024, {m.get('serve_model_size_mb', math.nan):.2f} MB, "
-        f"{m.get('serve_pinned_requirements', math.nan):.0f} pinned requirements (run {t.run_id})"
+        f"{t.tags.get('arena.serve_flavor', 'flavor not logged')}{backend}; ready in {m.get('serve/startup_s', math.nan):.1f} s, "
+        f"p95 {m.get('serve/latency_ms_p95_1row', math.nan):.1f} ms, 64 rows p50 {m.get('serve/latency_ms_p50_64row', math.nan):.1f} ms, "
+        f"{m.get('serve/rows_per_s_1024row', math.nan):,.0f} rows/s at 1,024, {m.get('serve/model_size_mb', math.nan):.2f} MB, "
+        f"{m.get('serve/pinned_requirements', math.nan):.0f} pinned requirements (run {t.run_id})"
     )
 
 

@@ -64,7 +64,7 @@ def write_csv(rep: Report, folder: Path) -> list[Path]:
         paths["scaling"] = folder / "scaling.csv"
         with paths["scaling"].open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["family", "framework", "size_key", "size", "train_samples_per_s", "peak_rss_mb", "runs", "every_framework_ran"])
+            w.writerow(["family", "framework", "size_key", "size", "speed/samples_per_s", "memory/peak_rss_mb", "runs", "every_framework_ran"])
             key = scaling.size_key(rk.workloads)
             for c in curves:
                 for p in c.points:

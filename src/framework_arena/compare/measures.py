@@ -43,11 +43,11 @@ def _float(value: Any) -> float:
 
 
 def _seconds_to_target(trial: Trial, target: float) -> float:
-    """Training seconds (epoch_time_s summed) until val_accuracy first reaches ``target``.
+    """Training seconds (speed/epoch_time_s summed) until val/accuracy first reaches ``target``.
 
     NaN when the run's history was not loaded; inf when it never got there.
     """
-    acc, times = trial.history.get("val_accuracy"), trial.history.get("epoch_time_s")
+    acc, times = trial.history.get("val/accuracy"), trial.history.get("speed/epoch_time_s")
     if not acc or not times:
         return math.nan
     elapsed = dict(times)
@@ -91,13 +91,13 @@ def median_of(*keys: str) -> Callable[[GroupData, np.ndarray], np.ndarray]:
 
 
 def time_to_target(g: GroupData, idx: np.ndarray) -> np.ndarray:
-    """Median over runs of the training seconds until val_accuracy reached the target."""
+    """Median over runs of the training seconds until val/accuracy reached the target."""
     return _row_median(g.time_to_target[idx])
 
 
 def reproducibility(g: GroupData, idx: np.ndarray) -> np.ndarray:
-    """Mean over configurations of the std of test_accuracy across seeds (cells of 2 runs or more)."""
-    acc_all = g.metric("test_accuracy")
+    """Mean over configurations of the std of test/accuracy across seeds (cells of 2 runs or more)."""
+    acc_all = g.metric("test/accuracy")
     out = np.full(idx.shape[0], np.nan)
     for row, sel in enumerate(idx):
         acc, cells = acc_all[sel], g.cells[sel]
@@ -113,8 +113,8 @@ def reproducibility(g: GroupData, idx: np.ndarray) -> np.ndarray:
 
 
 def large_data(g: GroupData, idx: np.ndarray) -> np.ndarray:
-    """Median train_samples_per_s of the runs at the largest size every group ran."""
+    """Median speed/samples_per_s of the runs at the largest size every group ran."""
     if g.largest_common_size is None:
         return np.full(idx.shape[0], np.nan)
-    at_largest = np.where(g.sizes == g.largest_common_size, g.metric("train_samples_per_s"), np.nan)
+    at_largest = np.where(g.sizes == g.largest_common_size, g.metric("speed/samples_per_s"), np.nan)
     return _row_median(at_largest[idx])

@@ -88,7 +88,7 @@ def _line_styles(workloads: Sequence[WorkloadScores]) -> dict[str, str]:
 
 def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
     """Median curves per framework and workload: an MLP's and a CNN's curves are not averaged."""
-    curves = {(g, w.label): [t.history for t in d.trials if t.history.get("val_accuracy")] for w in workloads for g, d in w.runs.groups.items()}
+    curves = {(g, w.label): [t.history for t in d.trials if t.history.get("val/accuracy")] for w in workloads for g, d in w.runs.groups.items()}
     if not any(curves.values()):
         return None
     plt = _plt()
@@ -96,7 +96,7 @@ def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | N
     styles = _line_styles(workloads)
     several = len(workloads) > 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key in ((axes[0], "val_accuracy"), (axes[1], "train_loss")):
+    for ax, key in ((axes[0], "val/accuracy"), (axes[1], "train/loss")):
         for (g, label), hists in curves.items():
             series = [dict(h.get(key, [])) for h in hists if h.get(key)]
             if not series:

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from framework_arena.compare.workload import Workload, workload_of
 from framework_arena.identity import job_records
+from framework_arena.metric_names import current
 from framework_arena.names import label
 from framework_arena.tracking import Reader
 
@@ -135,7 +136,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
                 tags.get("arena.data") or params.get("data.name", "?"),
                 params.get("trainer.seed", "?"),
                 dict(params),
-                dict(run.data.metrics),
+                current(run.data.metrics),  # runs logged before the sections read as new ones
                 tags={k: v for k, v in tags.items() if k.startswith("arena.")},
             )
         )

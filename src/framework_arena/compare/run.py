@@ -21,7 +21,7 @@ from framework_arena.tracking import Reader, log_comparison
 
 log = logging.getLogger("arena.compare")
 
-HISTORY_KEYS = ("val_accuracy", "epoch_time_s", "train_loss")
+HISTORY_KEYS = ("val/accuracy", "speed/epoch_time_s", "train/loss")
 
 
 def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = False) -> report.Report:
@@ -95,7 +95,7 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
 
 
 def _promote(reader: Reader, cfg: Mapping[str, Any], rep: report.Report, comparison_run_id: str | None) -> None:
-    """Alias ``champion`` on the winner's best model (highest val_accuracy), tagged with the comparison run."""
+    """Alias ``champion`` on the winner's best model (highest val/accuracy), tagged with the comparison run."""
     from framework_arena.deploy import best_trial
     from framework_arena.tracking import Guard
     from framework_arena.tracking.models import default_registered_name, promote

@@ -24,7 +24,7 @@ from framework_arena.compare.workload import Workload, labels
 class Point:
     size: float
     throughput: float  # samples/s, median over the runs (NaN: not logged)
-    memory: float  # peak_rss_mb, median over the runs
+    memory: float  # memory/peak_rss_mb, median over the runs
     runs: int
     common: bool  # every compared framework ran this size (a scored workload)
 

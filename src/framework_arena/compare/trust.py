@@ -6,7 +6,7 @@ by default :func:`screen` takes them out of the speed, latency, start-up and tim
 criteria (its quality figures still count); ``select.include_contended=true`` keeps them. What
 was left out, and why, goes to the terminal and the report.
 
-A group is **unstable** when its speed figures scatter: the runs' ``train_samples_per_s`` vary
+A group is **unstable** when its speed figures scatter: the runs' ``speed/samples_per_s`` vary
 by more than :data:`UNSTABLE_CV` (coefficient of variation), or a run's own windows spread by
 more than :data:`UNSTABLE_SPREAD` (``(p90 - p10) / median``). Its speed cells say so, and their
 verdicts are not conclusive. Runs carrying different ``arena.machine`` fingerprints are warned
@@ -24,20 +24,20 @@ from framework_arena.compare.query import Trial
 #: The criteria a contended run is left out of (they read the metrics below).
 SPEED_CRITERIA = ("train_throughput", "time_to_target", "inference_latency", "large_data", "startup")
 SPEED_METRICS = (
-    "train_samples_per_s",
-    "train_samples_per_s_p10",
-    "train_samples_per_s_p90",
-    "epoch_samples_per_s",
-    "infer_latency_ms_p50",
-    "infer_latency_ms_p95",
-    "infer_samples_per_s",
-    "import_time_s",
-    "time_to_first_step_s",
-    "compile_time_s",
-    "fit_time_s",
+    "speed/samples_per_s",
+    "speed/samples_per_s_p10",
+    "speed/samples_per_s_p90",
+    "speed/epoch_samples_per_s",
+    "infer/latency_ms_p50",
+    "infer/latency_ms_p95",
+    "infer/samples_per_s",
+    "speed/import_time_s",
+    "speed/time_to_first_step_s",
+    "speed/compile_time_s",
+    "speed/fit_time_s",
 )
-SPEED_HISTORY = ("epoch_time_s",)  # time to target sums it
-#: Runs' train_samples_per_s scatter (std / mean) above which a group's speed is unstable.
+SPEED_HISTORY = ("speed/epoch_time_s",)  # time to target sums it
+#: Runs' speed/samples_per_s scatter (std / mean) above which a group's speed is unstable.
 UNSTABLE_CV = 0.25
 #: A run's own window spread ((p90 - p10) / median) above which its group's speed is unstable.
 UNSTABLE_SPREAD = 0.5
@@ -69,15 +69,15 @@ def _names(trials: Sequence[Trial]) -> str:
 
 def unstable(trials: Sequence[Trial]) -> str | None:
     """Why a group's speed figures are unstable, or None."""
-    speeds = [t.metrics["train_samples_per_s"] for t in trials if not math.isnan(t.metrics.get("train_samples_per_s", math.nan))]
+    speeds = [t.metrics["speed/samples_per_s"] for t in trials if not math.isnan(t.metrics.get("speed/samples_per_s", math.nan))]
     if len(speeds) >= 2:
         cv = statistics.pstdev(speeds) / statistics.fmean(speeds)
         if cv > UNSTABLE_CV:
-            return f"its runs' train_samples_per_s scatter by {cv:.0%} (limit {UNSTABLE_CV:.0%})"
+            return f"its runs' speed/samples_per_s scatter by {cv:.0%} (limit {UNSTABLE_CV:.0%})"
     for t in trials:
         m = t.metrics
-        if m.get("train_samples_per_s") and "train_samples_per_s_p10" in m and "train_samples_per_s_p90" in m:
-            spread = (m["train_samples_per_s_p90"] - m["train_samples_per_s_p10"]) / m["train_samples_per_s"]
+        if m.get("speed/samples_per_s") and "speed/samples_per_s_p10" in m and "speed/samples_per_s_p90" in m:
+            spread = (m["speed/samples_per_s_p90"] - m["speed/samples_per_s_p10"]) / m["speed/samples_per_s"]
             if spread > UNSTABLE_SPREAD:
                 return f"run {t.run_name}'s timed windows spread by {spread:.0%} (limit {UNSTABLE_SPREAD:.0%})"
     return None
@@ -101,7 +101,7 @@ def mark(groups: Mapping[str, Sequence[Trial]], table: Mapping[str, Mapping[str,
     machines: dict[str, set[str]] = {}
     for name, trials in groups.items():
         for t in trials:
-            if "train_samples_per_s" in t.metrics or "infer_latency_ms_p50" in t.metrics:
+            if "speed/samples_per_s" in t.metrics or "infer/latency_ms_p50" in t.metrics:
                 machines.setdefault(t.tags.get("arena.machine", "unknown"), set()).add(name)
     if len(machines) > 1:
         where = "; ".join(f"{m}: {', '.join(sorted(g))}" for m, g in sorted(machines.items()))

@@ -18,8 +18,8 @@ def learning_curves(history: Sequence[Mapping[str, float]], title: str) -> Figur
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{metric}"] for h in history], "s-", label="validation")
+        ax.plot(epochs, [h[f"train/{metric}"] for h in history], "o-", label="train")
+        ax.plot(epochs, [h[f"val/{metric}"] for h in history], "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -100,7 +100,7 @@ class RunLogger:
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.set_tags({f"arena.{k}": v for k, v in info.items() if k != "num_params"})
-        self.log_metrics({"num_params": info["num_params"]}, step=0)
+        self.log_metrics({"model/num_params": info["num_params"]}, step=0)
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
         self.log_metrics(logs, step=0)

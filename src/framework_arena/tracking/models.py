@@ -2,7 +2,7 @@
 
 MLflow links to a LoggedModel only the metrics already logged at the step the model was logged
 at. A trial's figures arrive from two processes (the launcher sends the epoch metrics, the child
-logs the rest), so the last epoch's figures, ``fit_time_s`` (step 0) and the probe's score
+logs the rest), so the last epoch's figures, ``speed/fit_time_s`` (step 0) and the probe's score
 (logged after the model) would be missing. :func:`link_final_metrics` is the one owner of the
 link: the launcher calls it once every metric has arrived (``runner._link_model``).
 """

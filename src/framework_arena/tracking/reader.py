@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from framework_arena.metric_names import flat_name
 from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import resolve_uri
 
@@ -70,6 +71,11 @@ class Reader:
             return None
 
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
-        """``(step, value)`` of one metric, in step order."""
+        """``(step, value)`` of one metric, in step order; under its flat name for a run logged
+        before the sections (``metric_names``)."""
         with self.guard.required(NOTHING):
-            return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+            found = self.client.get_metric_history(run_id, key)
+            old = flat_name(key)
+            if not found and old:
+                found = self.client.get_metric_history(run_id, old)
+            return sorted((m.step, m.value) for m in found)

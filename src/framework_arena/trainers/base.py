@@ -218,7 +218,7 @@ class Trainer(ABC):
             batch_size: the large batch.
 
         Returns:
-            ``infer_latency_ms_p50``, ``infer_latency_ms_p95`` and ``infer_samples_per_s``.
+            ``infer/latency_ms_p50``, ``infer/latency_ms_p95`` and ``infer/samples_per_s``.
         """
         fn = self.inference_fn()
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -238,7 +238,7 @@ class Trainer(ABC):
             fn(big)
         elapsed = time.perf_counter() - start
         return {
-            "infer_latency_ms_p50": float(np.percentile(latencies, 50)) * 1e3,
-            "infer_latency_ms_p95": float(np.percentile(latencies, 95)) * 1e3,
-            "infer_samples_per_s": reps * batch_size / elapsed,
+            "infer/latency_ms_p50": float(np.percentile(latencies, 50)) * 1e3,
+            "infer/latency_ms_p95": float(np.percentile(latencies, 95)) * 1e3,
+            "infer/samples_per_s": reps * batch_size / elapsed,
         }

@@ -81,13 +81,13 @@ def end_epoch(
     if not math.isfinite(train_loss):
         raise NonFiniteLossError(epoch, train_loss)
     val_loss, val_accuracy = validate()
-    logs = {"train_loss": train_loss, "train_accuracy": float(train_accuracy), "val_loss": float(val_loss), "val_accuracy": float(val_accuracy)}
+    logs = {"train/loss": train_loss, "train/accuracy": float(train_accuracy), "val/loss": float(val_loss), "val/accuracy": float(val_accuracy)}
     logs.update(timing)
     callback.on_epoch_end(epoch, logs)
 
 
 class RunningLoss:
-    """``train_loss_running`` for ``Callback.on_step_end``: the mean training loss of the epoch so far.
+    """``train/loss_running`` for ``Callback.on_step_end``: the mean training loss of the epoch so far.
 
     A trainer keeps each step's loss as the framework's tensor (no read-back per step), creates one
     of these per epoch and calls :meth:`report` every ``log_every_n_steps`` steps. Only the steps
@@ -97,7 +97,7 @@ class RunningLoss:
         callback: receives ``on_step_end``.
         loss_sum: the framework's sum of ``loss * batch size`` over some steps' losses and batch
             sizes, as a float; the trainer's epoch loss uses the same reduction, so the epoch's
-            last report agrees with its ``train_loss`` (summed in parts: to rounding).
+            last report agrees with its ``train/loss`` (summed in parts: to rounding).
     """
 
     def __init__(self, callback: Callback, loss_sum: Callable[[Sequence[Any], Sequence[int]], float]) -> None:
@@ -116,4 +116,4 @@ class RunningLoss:
         self._total += self.loss_sum(losses[done:k], sizes[done:k])
         self._seen += sum(sizes[done:k])
         self._summed = k
-        self.callback.on_step_end(step, {"train_loss_running": self._total / self._seen})
+        self.callback.on_step_end(step, {"train/loss_running": self._total / self._seen})

@@ -104,13 +104,13 @@ class _Reporter(keras.callbacks.Callback):
         step = self.epoch * self.steps + batch + 1
         if self.log_every and step % self.log_every == 0 and logs:
             # Keras' batch-end loss is already the running mean of the epoch.
-            self.callback.on_step_end(step, {"train_loss_running": float(logs["loss"])})
+            self.callback.on_step_end(step, {"train/loss_running": float(logs["loss"])})
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = logs or {}
         timing = self.stopwatch.epoch_end(now=self.last_step_end)
         if self.signatures:
-            timing["train_order_crc"] = shards.order_crc([self.signatures[b] for b in sorted(self.signatures)])
+            timing["input/order_crc"] = shards.order_crc([self.signatures[b] for b in sorted(self.signatures)])
             self.signatures = {}
         # fit has validated already (validation_data): the figures are only read from its logs.
         end_epoch(self.callback, epoch + 1, logs["loss"], logs["accuracy"], timing, lambda: (logs["val_loss"], logs["val_accuracy"]))
@@ -139,7 +139,7 @@ class _BatchSignature(keras.metrics.Metric):
     """``shards.batch_signature`` of the labels of the batch just trained on, computed inside the step.
 
     What Keras really fed the model, in the order it did: the reporter turns the per-step values
-    into the epoch's ``train_order_crc``, which the other frameworks compute on their own batches.
+    into the epoch's ``input/order_crc``, which the other frameworks compute on their own batches.
     """
 
     def __init__(self, name: str = "batch_signature") -> None:

@@ -105,7 +105,7 @@ class TensorFlowTrainer(Trainer):
         x_spec = tf.TensorSpec([None, *spec.input_shape], tf.float32)
         y_spec = tf.TensorSpec([None], tf.int64)
         # A None batch axis: the last, smaller batch reuses the same graph instead of retracing.
-        # Traced lazily in fit()/evaluate(), so time_to_first_step_s includes the tracing.
+        # Traced lazily in fit()/evaluate(), so speed/time_to_first_step_s includes the tracing.
         # framework.compile=true: XLA compiles the step (once per batch shape, at its first call).
         jit = bool(self.settings.compile)
         self._train_fn = tf.function(self._train_step_fn, input_signature=[x_spec, y_spec], autograph=False, jit_compile=jit)
@@ -189,7 +189,7 @@ class TensorFlowTrainer(Trainer):
                     correct += self._correct(outputs, labels)
                 if log_every and stopwatch.step % log_every == 0:
                     running.report(stopwatch.step, losses, sizes)
-            timing = {**stopwatch.epoch_end(), "train_order_crc": shards.order_crc(signatures)}
+            timing = {**stopwatch.epoch_end(), "input/order_crc": shards.order_crc(signatures)}
             correct += self._correct(outputs, labels)
             train_loss = self._loss_sum(losses, sizes) / n
             end_epoch(callback, epoch, train_loss, correct / n, timing, lambda: self.evaluate(data.val.x, data.val.y))

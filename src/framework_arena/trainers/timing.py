@@ -18,9 +18,9 @@ class Stopwatch:
 
     Past the warm-up, the steps are timed in windows of ``window_steps`` steps (a window ends at
     an epoch's end too; a last window shorter than half of that is dropped, validation is never in
-    one). ``train_samples_per_s`` (:meth:`end_logs`) is the median over the windows, with their
+    one). ``speed/samples_per_s`` (:meth:`end_logs`) is the median over the windows, with their
     10th and 90th percentiles beside it: one burst or stall cannot decide it. Each epoch's own
-    figure is ``epoch_samples_per_s``.
+    figure is ``speed/epoch_samples_per_s``.
 
     A trainer calls :meth:`start` before anything of the training runs, then around each epoch's
     steps :meth:`epoch_start`, :meth:`step_end` after every optimizer step, and :meth:`epoch_end`.
@@ -31,7 +31,7 @@ class Stopwatch:
 
     Args:
         warmup_steps: optimizer steps from the start of training whose time and samples are not
-            counted in ``train_samples_per_s`` (tracing, compilation, caches, allocator).
+            counted in ``speed/samples_per_s`` (tracing, compilation, caches, allocator).
         sync: waits for the device; nothing to wait for on a CPU.
         window_steps: steps per timed window; a sync at each window's end (none on a CPU).
     """
@@ -93,7 +93,7 @@ class Stopwatch:
                 self._window = (now, 0, 0)
 
     def epoch_end(self, now: float | None = None) -> dict[str, float]:
-        """``epoch_time_s``, and ``epoch_samples_per_s`` over the steps past the warm-up, if any.
+        """``speed/epoch_time_s``, and ``speed/epoch_samples_per_s`` over the steps past the warm-up, if any.
 
         Args:
             now: when the epoch's last step ended, if it was taken earlier (Keras takes it in its
@@ -102,12 +102,12 @@ class Stopwatch:
         if now is None:
             self.sync()
             now = self.clock()
-        logs = {"epoch_time_s": now - self.epoch_begin}
+        logs = {"speed/epoch_time_s": now - self.epoch_begin}
         if self._window is not None and self._window[1] * 2 >= self.window_steps and now > self._window[0]:
             self.windows.append(self._window[2] / (now - self._window[0]))  # the epoch's last window
         self._window = None
         if self._steady_from is not None and self._steady_samples:
-            logs["epoch_samples_per_s"] = self._steady_samples / (now - self._steady_from)
+            logs["speed/epoch_samples_per_s"] = self._steady_samples / (now - self._steady_from)
             self._steady_time += now - self._steady_from
             self._steady_steps_total += self._steady_steps
         if self._after_first is None and self.first_step_end is not None:
@@ -115,11 +115,11 @@ class Stopwatch:
         return logs
 
     def end_logs(self) -> dict[str, float]:
-        """``time_to_first_step_s``, ``compile_time_s``, ``fit_time_s`` and, once a window was
-        timed, ``train_samples_per_s`` (median of the windows), ``train_samples_per_s_p10`` /
-        ``_p90`` and ``train_windows``.
+        """``speed/time_to_first_step_s``, ``speed/compile_time_s``, ``speed/fit_time_s`` and, once a window was
+        timed, ``speed/samples_per_s`` (median of the windows), ``speed/samples_per_s_p10`` /
+        ``_p90`` and ``speed/windows``.
 
-        ``compile_time_s`` is what the first step took beyond a steady step: tracing, graph
+        ``speed/compile_time_s`` is what the first step took beyond a steady step: tracing, graph
         compilation and first-call initialisation, whatever the framework does lazily. A steady
         step is the mean step past the warm-up, or else the mean of the first epoch's later steps.
         """
@@ -129,12 +129,12 @@ class Stopwatch:
         t1, n1 = self._after_first or (0.0, 0)
         steady_step = t / n if n else (t1 / n1 if n1 else 0.0)
         logs = {
-            "time_to_first_step_s": first - self.fit_start,
-            "compile_time_s": max(0.0, self._first_step_s - steady_step),
-            "fit_time_s": now - self.fit_start,
+            "speed/time_to_first_step_s": first - self.fit_start,
+            "speed/compile_time_s": max(0.0, self._first_step_s - steady_step),
+            "speed/fit_time_s": now - self.fit_start,
         }
         if self.windows:
             p10, p50, p90 = np.percentile(self.windows, [10, 50, 90])
-            logs.update({"train_samples_per_s": float(p50), "train_samples_per_s_p10": float(p10), "train_samples_per_s_p90": float(p90)})
-            logs["train_windows"] = float(len(self.windows))
+            logs.update({"speed/samples_per_s": float(p50), "speed/samples_per_s_p10": float(p10), "speed/samples_per_s_p90": float(p90)})
+            logs["speed/windows"] = float(len(self.windows))
         return logs

@@ -90,7 +90,7 @@ class TorchTrainer(Trainer):
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = OPTIMIZERS[self.settings.optim["name"]](params, self.settings.optim)
         # torch.compile wraps the module and shares its parameters; compiled lazily on first call,
-        # so the first step (time_to_first_step_s, compile_time_s) carries the compilation.
+        # so the first step (speed/time_to_first_step_s, speed/compile_time_s) carries the compilation.
         # Validation and test passes run the eager module (no extra graphs to compile).
         self.compiled = torch.compile(self.model) if self.settings.compile else self.model
         return sum(p.numel() for p in params)
@@ -145,7 +145,7 @@ class TorchTrainer(Trainer):
                 stopwatch.step_end(len(yb))
                 if log_every and stopwatch.step % log_every == 0:
                     running.report(stopwatch.step, losses, sizes)
-            timing = {**stopwatch.epoch_end(), "train_order_crc": shards.order_crc(signatures)}
+            timing = {**stopwatch.epoch_end(), "input/order_crc": shards.order_crc(signatures)}
             with torch.no_grad():
                 train_loss = self._loss_sum(losses, sizes) / n
             end_epoch(callback, epoch, train_loss, int(correct) / n, timing, lambda: self._evaluate(*val))
