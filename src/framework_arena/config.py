@@ -168,6 +168,9 @@ class TrackingConfig:
     retries: int = 2
     log_every_n_steps: int = 0  # train_loss_running every n optimizer steps; 0: per epoch only
     system_metrics: bool = False  # MLflow's system/* metrics (CPU, memory; GPU with pynvml)
+    # TensorBoard event files (scalars, weight histograms, graph) as the trial's tensorboard/ artifacts,
+    # written by the framework's own tool at epoch ends (trainers/events.py).
+    tensorboard: bool = True
     register: bool = False  # register each trial's model in the Model Registry
     registered_model: Optional[str] = None  # default: <experiment>-<framework>[-<backend>]-<model>
 

@@ -1,0 +1,52 @@
+"""TensorBoard events with TensorFlow's own ``tf.summary`` (TensorFlow and Keras on tensorflow)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from framework_arena.trainers.events import EventLog
+
+
+class TfEvents(EventLog):
+    """Scalars and histograms with ``tf.summary.scalar`` / ``histogram``; the graph with ``tf.summary.graph``.
+
+    Args:
+        variables: the named trainable variables, read at each epoch end.
+        forward: the inference-mode forward pass, traced once as a ``tf.function`` for the graph.
+        input_shape: one sample's shape (the graph takes any batch size).
+    """
+
+    tool = "tf.summary"
+
+    def __init__(
+        self, logdir: str, variables: Callable[[], Iterable[tuple[str, Any]]], forward: Callable[[tf.Tensor], tf.Tensor], input_shape: Sequence[int]
+    ) -> None:
+        super().__init__(logdir)
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.variables = variables
+        self.forward = forward
+        self.input_shape = tuple(input_shape)
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        with self.writer.as_default():
+            tf.summary.scalar(tag, value, step=step)
+
+    def _histograms(self, step: int) -> int:
+        n = 0
+        with self.writer.as_default():
+            for name, v in self.variables():
+                tf.summary.histogram(name.replace(":", "_"), v, step=step)
+                n += 1
+        return n
+
+    def _graph(self, example: np.ndarray) -> bool:
+        fn = tf.function(self.forward, input_signature=[tf.TensorSpec([None, *self.input_shape], tf.float32, name="x")], autograph=False)
+        with self.writer.as_default():
+            tf.summary.graph(fn.get_concrete_function().graph)
+        return True
+
+    def _close(self) -> None:
+        self.writer.close()
