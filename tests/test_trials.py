@@ -192,4 +192,4 @@ def test_tensorboard_event_files_parse_with_tensorboards_reader(trials, fb: tupl
     assert run.data.tags["arena.tensorboard_graph"] == str(GRAPHS[framework_id(fb)]).lower()
     assert run.data.tags["arena.tensorboard_histograms"] == "true" and run.data.tags["arena.tensorboard_scalars"] == "true"
     assert run.data.metrics["tensorboard_bytes"] == sum(f.stat().st_size for f in (tmp_path / "tensorboard").rglob("*") if f.is_file())
-    assert run.data.metrics["tensorboard_s"] > 0
+    assert 0 < run.data.metrics["tensorboard_fit_s"] < run.data.metrics["tensorboard_s"]  # the writes inside training, and all of it

@@ -8,7 +8,8 @@ in its ``tensorboard/`` subfolder. :meth:`TrialVisuals.wrap` feeds that log from
 callback; :meth:`TrialVisuals.finish` writes the graph, logs the whole folder as the run's
 artifacts in one call and records what the framework's tool produced
 (:data:`TAGS`, ``tensorboard_bytes``) and what it cost (``tensorboard_s``: importing and opening the
-writer, every write and the graph, counted): the visualization criterion's measured part.
+writer, every write and the graph, counted; ``tensorboard_fit_s``: the part at epoch and step ends,
+inside ``fit_time_s``): the visualization criterion's measured part.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class TrialVisuals:
                         "arena.tensorboard_graph": str(facts["graph"]).lower(),
                     }
                 )
-                logger.log_metrics({"tensorboard_bytes": float(facts["bytes"]), "tensorboard_s": facts["seconds"]}, step=step)
+                logger.log_metrics(
+                    {"tensorboard_bytes": float(facts["bytes"]), "tensorboard_s": facts["seconds"], "tensorboard_fit_s": facts["fit_seconds"]}, step=step
+                )
             logger.log_artifacts(self.folder)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -71,7 +71,8 @@ class EventLog(ABC):
         self.scalars = 0
         self.histograms = 0
         self.graph = False
-        self.seconds = 0.0  # spent writing, the graph included: the cost, counted rather than compared
+        self.seconds = 0.0  # spent opening, writing and tracing the graph: the cost, counted rather than compared
+        self.fit_seconds = 0.0  # the part spent at epoch and step ends, inside training (and fit_time_s)
 
     def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         """The epoch's scalars and a histogram of every trainable weight, at step ``epoch``."""
@@ -80,28 +81,37 @@ class EventLog(ABC):
             self._scalar(tag, value, epoch)
             self.scalars += 1
         self.histograms += self._histograms(epoch)
-        self.seconds += time.perf_counter() - start
+        self.fit_seconds += time.perf_counter() - start
 
     def step_end(self, step: int, logs: Mapping[str, float]) -> None:
         start = time.perf_counter()
         for tag, value in _tagged(logs, STEP_TAGS).items():
             self._scalar(tag, value, step)
             self.scalars += 1
-        self.seconds += time.perf_counter() - start
+        self.fit_seconds += time.perf_counter() - start
 
     def close(self, example: np.ndarray) -> dict[str, Any]:
         """Writes the graph where the framework makes one (of the model on ``example``), closes the files.
 
         Returns:
             What was written: ``tool``, ``scalars``, ``histograms`` (counts), ``graph`` (bool),
-            ``bytes`` (the event files' size) and ``seconds`` spent writing.
+            ``bytes`` (the event files' size), ``seconds`` spent in all (opening, writing, the graph)
+            and ``fit_seconds``, its part at epoch and step ends, inside training.
         """
         start = time.perf_counter()
         self.graph = self._graph(example)
         self._close()
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.perf_counter() - start + self.fit_seconds
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(self.logdir) for f in files)
-        return {"tool": self.tool, "scalars": self.scalars, "histograms": self.histograms, "graph": self.graph, "bytes": size, "seconds": self.seconds}
+        return {
+            "tool": self.tool,
+            "scalars": self.scalars,
+            "histograms": self.histograms,
+            "graph": self.graph,
+            "bytes": size,
+            "seconds": self.seconds,
+            "fit_seconds": self.fit_seconds,
+        }
 
     @abstractmethod
     def _scalar(self, tag: str, value: float, step: int) -> None: ...
