@@ -186,7 +186,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     reporter.on_train_begin(info)
     meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
     meter.start()
-    trainer.fit(data, visuals.wrap(reporter) if visuals else reporter)
+    trainer.fit(data, visuals.wrap(reporter, logger) if visuals else reporter)
     contention, contention_tags = meter.stop()  # over fit as a whole (contention.py)
     machine_tags = machine.tags(cores, trial.framework, trial.backend, str(info.get("device", "cpu")))
     if logger:

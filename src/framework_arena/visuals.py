@@ -47,18 +47,21 @@ class TrialVisuals:
         with open(os.path.join(self.folder, "model_layers.txt"), "w", encoding="utf-8") as f:
             f.write(layer_table(spec))
         self.events = None
+        self.recorder: Any = None  # the callback wrap() made, once it has
         if tensorboard:
             start = time.perf_counter()
             self.events = trainer.event_log(os.path.join(self.folder, EVENTS_DIR))
             self.events.seconds += time.perf_counter() - start  # importing and opening the writer
 
-    def wrap(self, callback: Callback) -> Callback:
-        """``callback``, also writing the epoch (and step) logs to the event files when there are any."""
+    def wrap(self, callback: Callback, logger: Any) -> Callback:
+        """``callback``, also writing the epoch (and step) logs to the event files when there are any;
+        a failed write goes to ``logger``'s guard (raised under test, a warning otherwise)."""
         if self.events is None:
             return callback
         from framework_arena.trainers.events import Recorder
 
-        return Recorder(callback, self.events)
+        self.recorder = Recorder(callback, self.events, logger.guard.failed)
+        return self.recorder
 
     def finish(self, logger: Any, example: np.ndarray, step: int) -> dict[str, Any]:
         """Closes the event files (the graph of the model on ``example`` first), logs the folder
@@ -70,7 +73,13 @@ class TrialVisuals:
         facts: dict[str, Any] = {}
         try:
             if self.events is not None:
-                facts = self.events.close(example)
+                try:
+                    facts = self.events.close(example)
+                except Exception as e:  # noqa: BLE001 - the guard's policy: raised under test, a warning otherwise
+                    logger.guard.failed("close the TensorBoard event files", e)
+            if self.recorder is not None and self.recorder.log is None:
+                facts = {}  # a write failed and stopped them: the files are partial, nothing to report
+            if facts:
                 logger.set_tags(
                     {
                         "arena.tensorboard_tool": facts["tool"],

@@ -182,23 +182,35 @@ class ProtoEvents(EventLog):
 class Recorder:
     """The trainer's callback with the epoch and step logs also written to an :class:`EventLog`.
 
-    The wrapped callback goes first: a metric reaches MLflow before its chart is written.
+    The wrapped callback goes first: a metric reaches MLflow before its chart is written. A write
+    that fails goes to ``on_error`` (the tracking guard: raised under test, a warning in
+    production) and stops the event files; training goes on.
     """
 
-    def __init__(self, inner: Callback, log: EventLog) -> None:
+    def __init__(self, inner: Callback, log: EventLog, on_error: Callable[[str, Exception], None]) -> None:
         self.inner = inner
-        self.log = log
+        self.log: EventLog | None = log
+        self.on_error = on_error
+
+    def _write(self, what: str, write: Callable[[], None]) -> None:
+        if self.log is None:
+            return
+        try:
+            write()
+        except Exception as e:  # noqa: BLE001 - the policy is on_error's
+            self.log = None
+            self.on_error(f"write the TensorBoard {what}", e)
 
     def on_train_begin(self, info: Mapping[str, Any]) -> None:
         self.inner.on_train_begin(info)
 
     def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
         self.inner.on_step_end(step, logs)
-        self.log.step_end(step, logs)
+        self._write("step scalars", lambda: self.log.step_end(step, logs))  # type: ignore[union-attr]
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         self.inner.on_epoch_end(epoch, logs)
-        self.log.epoch_end(epoch, logs)
+        self._write("epoch scalars and histograms", lambda: self.log.epoch_end(epoch, logs))  # type: ignore[union-attr]
 
     def on_train_end(self, logs: Mapping[str, float]) -> None:
         self.inner.on_train_end(logs)
