@@ -11,7 +11,8 @@ from framework_arena.trainers.events import EventLog
 
 
 class TfEvents(EventLog):
-    """Scalars and histograms with ``tf.summary.scalar`` / ``histogram``; the graph with ``tf.summary.graph``.
+    """Scalars with ``tf.summary.scalar``, histograms with ``tf.summary.write`` (the histogram plugin's
+    format, 30 buckets as ``tf.summary.histogram``), the graph with ``tf.summary.graph``.
 
     Args:
         variables: the named trainable variables, read at each epoch end.
@@ -39,10 +40,21 @@ class TfEvents(EventLog):
             tf.summary.scalar(tag, value, step=step)
 
     def _histograms(self, step: int) -> int:
+        # tf.summary.write with the histogram plugin's own metadata and layout ([left, right, count]
+        # per bucket), the buckets counted in numpy: tf.summary.histogram builds them with eager
+        # ops, 0.5-3.5 s per epoch for the mlp's six weights at a load average of 20 (2026-11-30),
+        # 0.08-0.13 s this way; under a tf.function the first trace took 15.7 s.
+        from tensorboard.plugins.histogram.metadata import create_summary_metadata
+
         n = 0
         with self.writer.as_default():
             for name, v in self.variables():
-                tf.summary.histogram(name.replace(":", "_"), v, step=step)
+                values = np.asarray(v, dtype=np.float64).ravel()
+                counts, edges = np.histogram(values, bins=30)
+                buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
+                tf.summary.write(
+                    name.replace(":", "_"), tf.constant(buckets, tf.float64), step=step, metadata=create_summary_metadata(display_name=None, description=None)
+                )
                 n += 1
         return n
 
