@@ -94,7 +94,7 @@ def run_compare(args: Sequence[str], cwd: Path, timeout: float = 300) -> subproc
 
 #: A small real shoot-out: every framework family, two seeds, two epochs (throughput needs epoch 2),
 #: two trials at a time (hydra/launcher=parallel: joblib) to keep CI short.
-SHOOTOUT_OVERRIDES = ["framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=2"]
+SHOOTOUT_OVERRIDES = ["framework=torch,tensorflow,keras", "trainer.seed=0,1", "trainer.epochs=2", "tracking.tensorboard=true"]
 SHOOTOUT_ARGS = ["-m", *SHOOTOUT_OVERRIDES, "hydra/launcher=parallel"]
 
 

@@ -239,3 +239,40 @@ def test_verdict_thresholds_are_validated(store: str) -> None:
         "Received: criteria.article.verdicts='min_run'",
     ):
         assert expected in message, message
+
+
+def _board(tool: str, graph: bool, size: float) -> dict[str, Any]:
+    """The tags and metric a trial with tracking.tensorboard=true logs (visuals.py)."""
+    return {
+        "speed/samples_per_s": 100.0,
+        "tensorboard/bytes": size,
+        "tag:arena.tensorboard_tool": tool,
+        "tag:arena.tensorboard_scalars": "true",
+        "tag:arena.tensorboard_histograms": "true",
+        "tag:arena.tensorboard_graph": str(graph).lower(),
+    }
+
+
+def test_visualization_holds_the_rating_beside_what_each_frameworks_tool_wrote(store: str, tmp_path: Path) -> None:
+    """The article: TensorFlow excellent (TensorBoard), Keras depends on the back end, PyTorch limited.
+    Measured: torch's own writer gives scalars, histograms and the graph as TensorFlow's does."""
+    _plant(
+        store,
+        {
+            "torch": [_board("torch.utils.tensorboard", True, 20480), _board("torch.utils.tensorboard", True, 20480)],
+            "tensorflow": [_board("tf.summary", True, 14336), _board("tf.summary", True, 14336)],
+            "keras-jax": [_board("tensorboard.EventFileWriter", False, 10240), _board("tensorboard.EventFileWriter", False, 10240)],
+        },
+    )
+    row = _article(store, tmp_path)["visualization"]
+    crit = {(r["criterion"], r["framework"]): r for r in csv.DictReader((tmp_path / "report" / "criteria.csv").open())}
+    assert crit[("tensorboard", "torch")]["display"] == "3 (scalars, histograms, graph)"
+    assert "torch.utils.tensorboard; 20 KiB" in crit[("tensorboard", "torch")]["note"]
+    assert crit[("tensorboard", "keras-jax")]["value"] == "2.0" and "no graph" in crit[("tensorboard", "keras-jax")]["note"]
+    measured = _line(row, "tensorboard")
+    assert measured.startswith("tensorboard: partly"), measured
+    assert "disagrees: tensorflow vs torch, article: tensorflow better; measured: equal values" in measured
+    assert "agrees: tensorflow vs keras-jax, article: tensorflow better; measured: tensorflow better by 1.50x" in measured
+    assert "disagrees: keras-jax vs torch, article: keras-jax better; measured: torch better by 1.50x" in measured
+    assert _line(row, "visualization").startswith("visualization: agrees (static)")  # the rating restates the article
+    assert any(line.startswith("TensorBoard output (the framework's own tool) [measured]: ") for line in row.evidence)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,7 +70,7 @@ def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) ->
     assert parent.data.metrics["trials/finished"] == 6 and parent.data.metrics["trials/failed"] == 0
     best = _best(children, parent)
     assert parent.data.tags["arena.best_run_id"] == best.info.run_id
-    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["val/accuracy"]
+    assert parent.data.metrics["best/val/accuracy"] == best.data.metrics["val/accuracy"]
     rows = _summary_rows(client, parent, tmp_path)
     assert [r["status"] for r in rows] == ["FINISHED"] * 6
     assert {r["run_id"] for r in rows} == {r.info.run_id for r in children}
@@ -138,3 +140,46 @@ def test_optuna_search_records_the_best_parameters(tmp_path: Path) -> None:
     best = _best(children, parent)
     assert parent.data.params["best.optim.lr"] == best.data.params["optim.lr"]
     assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
+
+
+def test_seed_aggregated_learning_curves_on_the_shootouts_parent_run(shootout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line per framework: the mean over its two seeds per epoch, with the min-max band, from the trials' own histories."""
+    monkeypatch.chdir(shootout)  # the store's artifacts may be relative to it; read only
+    client, [parent], trials = _runs(shootout)
+    assert "plots/seed_curves.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    path = client.download_artifacts(parent.info.run_id, "seed_curves.csv", str(tmp_path))
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    assert {r["group"] for r in rows} == {"framework=torch", "framework=tensorflow", "framework=keras"}
+    for framework in ("torch", "tensorflow", "keras"):
+        runs = [r for r in _children(trials, parent) if r.data.tags["arena.framework"] == framework]
+        for key in ("val/accuracy", "val/loss"):
+            histories = [{m.step: m.value for m in client.get_metric_history(r.info.run_id, key)} for r in runs]
+            got = [r for r in rows if r["group"] == f"framework={framework}" and r["metric"] == key]
+            assert [int(r["epoch"]) for r in got] == [1, 2]
+            for r in got:
+                values = [h[int(r["epoch"])] for h in histories]
+                assert int(r["trials"]) == 2
+                assert float(r["mean"]) == pytest.approx(sum(values) / 2) and float(r["min"]) == min(values) and float(r["max"]) == max(values)
+
+
+def test_a_sweeps_event_files_download_side_by_side_for_tensorboard(shootout: Path, tmp_path: Path) -> None:
+    """The README's command: one folder per trial, each with event files TensorBoard's reader parses."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+
+    client, [parent], _ = _runs(shootout)
+    dest = tmp_path / "boards"
+    proc = subprocess.run(
+        [sys.executable, "-m", "framework_arena.boards", parent.info.run_id, "--tracking-uri", f"sqlite:///{shootout / 'mlflow.db'}", "--dest", str(dest)],
+        cwd=shootout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"tensorboard --logdir {dest}" in proc.stdout
+    folders = sorted(dest.iterdir())
+    assert len(folders) == 6 and {f.name.split("-")[0] for f in folders} == {"torch", "tensorflow", "keras"}
+    for folder in folders:
+        events = EventAccumulator(str(folder / "tensorboard"))
+        events.Reload()
+        assert "val/accuracy" in events.PluginTagToContent("scalars"), folder

@@ -43,7 +43,13 @@ def trials(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[tuple[st
     """Every framework x model with the default settings (10 epochs of digits), one store."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     cases = {
-        (framework_id(fb), model): [*framework_overrides(*fb), f"model={model}", f"tracking.uri={uri}", "tracking.experiment=shootout"]
+        (framework_id(fb), model): [
+            *framework_overrides(*fb),
+            f"model={model}",
+            f"tracking.uri={uri}",
+            "tracking.experiment=shootout",
+            "tracking.tensorboard=true",
+        ]
         for fb in FRAMEWORKS
         for model in MODELS
     }
@@ -141,3 +147,51 @@ def test_logged_model_loads_and_predicts_like_the_trained_one(trials, fb: tuple[
     client = MlflowClient(uri)
     logged = client.search_logged_models(experiment_ids=[client.get_run(result.run_id).info.experiment_id])
     assert any(m.source_run_id == result.run_id for m in logged)
+
+
+#: The framework's own words in model_summary.txt: torch's module printout, Keras' summary(), the tf.Module's variables.
+OWN_WORDS = {"torch": ("Sequential(", "Linear(in_features="), "tensorflow": ("tf.Module", "tf.Variables"), "keras": ("Total params:", "Trainable params:")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_model_summary_in_the_frameworks_words_beside_the_neutral_table(trials, case: tuple[str, str], tmp_path: Path) -> None:
+    uri, results = trials
+    run_id = results[case].run_id
+    client = MlflowClient(uri)
+    own = Path(client.download_artifacts(run_id, "model_summary.txt", str(tmp_path))).read_text()
+    neutral = Path(client.download_artifacts(run_id, "model_layers.txt", str(tmp_path))).read_text()
+    for words in OWN_WORDS[case[0].partition("-")[0]]:
+        assert words in own, own
+    num_params = int(client.get_run(run_id).data.metrics["model/num_params"])
+    assert f"{num_params:,}" in own  # each framework's own count, equal to the spec's
+    assert f"Trainable parameters: {num_params:,}" in neutral
+    assert ("conv2d" in neutral) == (case[1] == "cnn") and "dense" in neutral and "(8, 8, 1)" in neutral
+
+
+#: Where the framework's tool gives the model's graph (Keras on torch and jax: none).
+GRAPHS = {"torch": True, "tensorflow": True, "keras-tensorflow": True, "keras-torch": False, "keras-jax": False}
+
+
+@pytest.mark.parametrize("fb", FRAMEWORKS, ids=framework_id)
+def test_tensorboard_event_files_parse_with_tensorboards_reader(trials, fb: tuple[str, str | None], tmp_path: Path) -> None:
+    """The reader TensorBoard's own server uses (tf.summary writes v2 tensor summaries, torch v1 ones: it reads both)."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    uri, results = trials
+    run_id = results[(framework_id(fb), "cnn")].run_id
+    client = MlflowClient(uri)
+    events = EventAccumulator(client.download_artifacts(run_id, "tensorboard", str(tmp_path)))
+    events.Reload()
+    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy"} <= set(events.PluginTagToContent("scalars"))
+    history = {m.step: pytest.approx(m.value, abs=1e-6) for m in client.get_metric_history(run_id, "val/accuracy")}
+    assert {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors("val/accuracy")} == history  # MLflow's curve
+    histograms = sorted(events.PluginTagToContent("histograms"))
+    assert len(histograms) >= 8, histograms  # two convolutions' and two dense layers' kernels and biases
+    assert [e.step for e in events.Tensors(histograms[0])] == list(range(1, 11))
+    assert events.Tags()["graph"] is GRAPHS[framework_id(fb)]
+    run = client.get_run(run_id)
+    assert run.data.tags["arena.tensorboard_graph"] == str(GRAPHS[framework_id(fb)]).lower()
+    assert run.data.tags["arena.tensorboard_histograms"] == "true" and run.data.tags["arena.tensorboard_scalars"] == "true"
+    assert run.data.metrics["tensorboard/bytes"] == sum(f.stat().st_size for f in (tmp_path / "tensorboard").rglob("*") if f.is_file())
+    assert 0 < run.data.metrics["tensorboard/fit_write_s"] < run.data.metrics["tensorboard/write_s"]  # the writes inside training, and all of it

@@ -171,6 +171,11 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
+    visuals = None
+    if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()
+        from framework_arena.visuals import TrialVisuals
+
+        visuals = TrialVisuals(trainer, spec, trial.tracking.tensorboard)
     if logger:  # facts about the framework as it ran, logged so that arena-compare reads only runs
         from framework_arena.facts import framework_facts
 
@@ -181,7 +186,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     reporter.on_train_begin(info)
     meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
     meter.start()
-    trainer.fit(data, reporter)
+    trainer.fit(data, visuals.wrap(reporter, logger) if visuals else reporter)
     contention, contention_tags = meter.stop()  # over fit as a whole (contention.py)
     machine_tags = machine.tags(cores, trial.framework, trial.backend, str(info.get("device", "cpu")))
     if logger:
@@ -210,6 +215,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     if logger:
         logger.log_metrics(final, step=tr.epochs)
         logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
+        visuals.finish(logger, (data.test.x if len(data.test.y) else data.train.x)[:1], step=tr.epochs)
         if trial.tracking.log_model:
             example = data.test.x[:5]
             from framework_arena.identity import flatten

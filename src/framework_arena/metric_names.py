@@ -75,8 +75,17 @@ RENAMED: dict[str, str] = {
     "trials_untracked": "trials/untracked",
 }
 
-#: The sectioned names, in the order above.
-METRICS: tuple[str, ...] = tuple(RENAMED.values())
+#: Metrics that came after the sections, so they never had a flat name.
+SECTIONED_ONLY: tuple[str, ...] = (
+    # the trial's TensorBoard event files (visuals.py): their size, and what writing them cost
+    # in all (opening, writes, graph) and inside training (the writes at epoch and step ends)
+    "tensorboard/bytes",
+    "tensorboard/write_s",
+    "tensorboard/fit_write_s",
+)
+
+#: Every sectioned name: the renamed ones in the order above, then the new ones.
+METRICS: tuple[str, ...] = (*RENAMED.values(), *SECTIONED_ONLY)
 
 #: The section of a sweep parent's best value of its objective: ``best/val/accuracy``.
 BEST = "best/"

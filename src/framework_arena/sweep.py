@@ -267,6 +267,7 @@ class Sweep:
         summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
         for name, text in summary.items():
             run.log_text(text, name)
+        _seed_curves(run, rows, parent.info.run_name)
         if best is not None:
             run.log_metrics({BEST + objective: best["objective"]})
             run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
@@ -284,6 +285,16 @@ class Sweep:
         run.end(final or ("FAILED" if failed else "FINISHED"))
         log.info("%s", redact_text(_text_summary(rows, counts, best, objective, parent.info.run_id)))
         return failed
+
+
+def _seed_curves(run: Any, rows: Sequence[Mapping[str, Any]], title: str) -> None:
+    """The seed-aggregated learning curves (tracking/seeds.py); a failed plot never fails the summary."""
+    from framework_arena.tracking.seeds import log_seed_curves
+
+    try:
+        log_seed_curves(run, rows, title)
+    except Exception as e:  # noqa: BLE001 - the guard decides: raised under test, a warning in production
+        run.guard.failed("log the seed-aggregated learning curves", e)
 
 
 def job_started(sweep_dir: str, job_num: int, overrides: Sequence[str]) -> None:

@@ -97,6 +97,7 @@ class Tracking:
     retries: int
     log_every_n_steps: int
     system_metrics: bool
+    tensorboard: bool
     register: bool
     registered_model: str | None
 

@@ -216,6 +216,14 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if tk["name"] != "none":
         expect(problems, bool(tk.get("uri")), "tracking.uri", tk.get("uri"), "to be set (or MLFLOW_TRACKING_URI) with tracking=" + str(tk["name"]))
         expect(problems, bool(tk.get("experiment")), "tracking.experiment", tk.get("experiment"), "to be a non-empty name")
+    if tk["name"] != "none" and tk.get("tensorboard", False):
+        expect(
+            problems,
+            importlib.util.find_spec("tensorboard") is not None,
+            "tracking.tensorboard",
+            True,
+            "false when the tensorboard package is not installed (pip install tensorboard)",
+        )
     expect(problems, tk.get("timeout_s", 1) >= 1, "tracking.timeout_s", tk.get("timeout_s"), ">= 1 (seconds per HTTP request)")
     expect(problems, tk.get("retries", 0) >= 0, "tracking.retries", tk.get("retries"), ">= 0")
     expect(

@@ -157,6 +157,15 @@ CRITERIA: dict[str, Criterion] = {
             "measured",
             "distinct framework API names (torch.*, nn.*, tf.*, keras.*) the trainer that ran the trial uses to do the same work as the others, median over runs of facts/trainer_api_names as each trial logged it; its logical lines (facts/trainer_lines) are noted",
         ),
+        Criterion(
+            "tensorboard",
+            "TensorBoard output (the framework's own tool)",
+            "visualization",
+            "kinds 0-3",
+            "higher",
+            "measured",
+            "what the framework's own tool wrote into the trial's TensorBoard event files, as each trial logged it (tracking.tensorboard; tags arena.tensorboard_scalars, _histograms, _graph): 1 point each for scalars, weight histograms and the model's graph; the tool and the files' size (tensorboard_bytes) in the note",
+        ),
         Criterion("ease_of_use", "Ease of use (architecture)", "architecture", "rating 1-5", "higher", "static", "criteria.static.ease_of_use"),
         Criterion("learning_curve", "Learning curve", "learning_curve", "rating 1-5", "higher", "static", "criteria.static.learning_curve"),
         Criterion("debugging", "Debugging", "debugging", "rating 1-5", "higher", "static", "criteria.static.debugging"),
@@ -247,6 +256,23 @@ def code_size_cell(g: GroupData) -> Cell:
     value = float(np.nanmedian(api))
     line_text = f", {float(np.nanmedian(lines)):g} lines" if not np.isnan(lines).all() else ""
     return Cell(value, f"{value:g} API names{line_text}", found, "the trainer that ran these runs" + _logged_by(found, g.n))
+
+
+#: The kinds of TensorBoard output a trial reports (visuals.py), each a point of the ``tensorboard`` criterion.
+TENSORBOARD_KINDS = ("scalars", "histograms", "graph")
+
+
+def tensorboard_cell(g: GroupData) -> Cell:
+    """Points for the kinds of TensorBoard output the group's runs logged (the most frequent set), with the tool and size."""
+    logged = [t for t in g.trials if t.tags.get("arena.tensorboard_tool")]
+    if not logged:
+        return Cell(None, "missing", note="no TensorBoard event files logged by these runs (tracking.tensorboard=false, or runs from before trials wrote them)")
+    kinds = Counter(tuple(k for k in TENSORBOARD_KINDS if t.tags.get(f"arena.tensorboard_{k}") == "true") for t in logged)
+    (got, _), tools = kinds.most_common(1)[0], sorted({t.tags["arena.tensorboard_tool"] for t in logged})
+    size = float(np.nanmedian(g.metric("tensorboard/bytes"))) if not np.isnan(g.metric("tensorboard/bytes")).all() else math.nan
+    missing = [k for k in TENSORBOARD_KINDS if k not in got]
+    note = f"written by {', '.join(tools)}; {size / 1024:.0f} KiB of event files per run (median)" + (f"; no {', '.join(missing)}" if missing else "")
+    return Cell(float(len(got)), f"{len(got)} ({', '.join(got) or 'nothing'})", len(logged), note + _logged_by(len(logged), g.n))
 
 
 def serve_note(g: GroupData) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from framework_arena.compare import scaling
 from framework_arena.compare.aggregate import Aggregate, WorkloadScores
-from framework_arena.compare.criteria import CRITERIA, Cell, Criterion, code_size_cell, fmt, license_cell, serve_note
+from framework_arena.compare.criteria import CRITERIA, Cell, Criterion, code_size_cell, fmt, license_cell, serve_note, tensorboard_cell
 from framework_arena.compare.measures import GroupData
 
 WHY_MISSING = {
@@ -73,6 +73,8 @@ def measure_all(groups: Mapping[str, GroupData], static: Mapping[str, Any], agg:
                 row[name] = code_size_cell(g)
             elif key == "license":
                 row[name] = license_cell(g)
+            elif key == "tensorboard":
+                row[name] = tensorboard_cell(g)
             else:
                 entry = static.get(key) or {}
                 value = static_value(entry, name)

@@ -33,3 +33,37 @@ def close_figure(fig: Figure) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+#: One band over seeds: the lowest and highest trial at each epoch (with two or three seeds, a
+#: standard deviation would claim a spread it cannot estimate).
+BAND = "min-max over seeds"
+
+
+def seed_curves(groups: Mapping[str, Mapping[str, Sequence[tuple[int, float, float, float, int]]]], title: str) -> Figure:
+    """Two panels, validation accuracy and loss per epoch: per group, the mean over its trials with a min-max band.
+
+    Args:
+        groups: label -> metric (``val/accuracy``, ``val/loss``) -> rows ``(epoch, mean, low, high, n)``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for ax, (metric, name) in zip(axes, (("val/accuracy", "validation accuracy"), ("val/loss", "validation loss"))):
+        for i, (label, curves) in enumerate(groups.items()):
+            rows = curves.get(metric) or []
+            if not rows:
+                continue
+            epochs, mean, low, high, n = zip(*rows)
+            color = f"C{i % 10}"
+            ax.plot(epochs, mean, "o-", color=color, label=f"{label} (n={max(n)})")
+            ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{name}: mean, band {BAND}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig

@@ -78,6 +78,14 @@ class RunLogger:
     def log_text(self, text: str, path: str) -> None:
         self.guard.call(f"log {path}", self.client.log_text, self.run_id, redact_text(text), path)
 
+    def log_artifacts(self, local_dir: str) -> None:
+        """Logs a folder's files at the run's artifact root (kept under ``offline_dir`` when the server is lost)."""
+        self.guard.call(f"log the artifacts of {local_dir}", self.client.log_artifacts, self.run_id, local_dir)
+        if self.lost is not None:
+            import shutil
+
+            shutil.copytree(local_dir, self.offline_dir, dirs_exist_ok=True)
+
     def keep(self, metrics: Mapping[str, float], step: int) -> None:
         """Records metrics the parent sends (:class:`~framework_arena.tracking.MetricSender`) for the offline copy only."""
         now = int(time.time() * 1000)  # the original time, which arena-sync uploads

@@ -29,6 +29,7 @@ from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, num_batches
 from framework_arena.models import ModelSpec, count_params
 from framework_arena.names import label
+from framework_arena.trainers.events import EventLog
 from framework_arena.trainers.harness import TENSORFLOW_DISTS, NameMap, RunningLoss, end_epoch, pin
 from framework_arena.trainers.timing import MIN_WINDOW_STEPS, WINDOWS_PER_EPOCH, Stopwatch
 
@@ -166,6 +167,16 @@ class Trainer(ABC):
         elapsed = time.perf_counter() - start
         del batches  # stops the pipeline's workers
         return samples / elapsed if samples else math.nan
+
+    def summary(self) -> str:
+        """The built model in the framework's own words (``model_summary.txt``): torch's module
+        printout with parameter counts, Keras' ``model.summary()``, the ``tf.Module``'s variables."""
+        raise NotImplementedError(f"{self.label} has no model summary")
+
+    def event_log(self, logdir: str) -> EventLog:
+        """A TensorBoard :class:`~framework_arena.trainers.events.EventLog` in ``logdir``, written
+        with the framework's own tooling (``trainers/events.py``); call after :meth:`build`."""
+        raise NotImplementedError(f"{self.label} writes no TensorBoard events")
 
     def gpu_peak_mem_mb(self) -> float | None:
         """Peak memory the framework allocated on the GPU, in MiB; ``None`` when not on a GPU."""

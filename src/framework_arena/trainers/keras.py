@@ -20,6 +20,7 @@ from framework_arena.data import Dataset
 from framework_arena.layers import Embedding, Residual
 from framework_arena.trainers._keras_layers import build_model
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, NameMap, Stopwatch, Trainer, end_epoch, pin
+from framework_arena.trainers.events import EventLog, ProtoEvents
 
 #: keras.optimizers by name, each called with the ``optim`` config. Keras adds epsilon to sqrt(v)
 #: before the bias correction, PyTorch after it: equal settings, slightly different placement
@@ -317,6 +318,23 @@ class KerasTrainer(Trainer):
         # predict_on_batch runs the compiled predict function on one batch, without predict()'s
         # per-call data adapter and callbacks; it returns numpy, so the work is done.
         return lambda xb: model.predict_on_batch(xb)
+
+    def summary(self) -> str:
+        lines: list[str] = []
+        self.model.summary(print_fn=lambda text, line_break=True: lines.append(str(text)), line_length=110)
+        return "\n".join(lines).rstrip() + "\n"
+
+    def event_log(self, logdir: str) -> EventLog:
+        model = self.model
+        if self.backend == "tensorflow":
+            from framework_arena.trainers._tf_events import TfEvents
+
+            return TfEvents(logdir, lambda: ((w.path, w.value) for w in model.trainable_weights), lambda x: model(x, training=False), self.spec.input_shape)
+        if self.backend == "torch":
+            from framework_arena.trainers._torch_events import TorchEvents
+
+            return TorchEvents(logdir, lambda: ((w.path, w.value) for w in model.trainable_weights))
+        return ProtoEvents(logdir, lambda: {w.path: keras.ops.convert_to_numpy(w) for w in model.trainable_weights})
 
     def gpu_peak_mem_mb(self) -> float | None:
         if not self._gpu:

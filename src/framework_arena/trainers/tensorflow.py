@@ -20,6 +20,7 @@ from framework_arena.contracts import Callback, ModelExport
 from framework_arena.trainers._tf_layers import forward, variables
 from framework_arena.trainers._tf_optim import make_optimizer
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, RunningLoss, Trainer, end_epoch, pin
+from framework_arena.trainers.events import EventLog
 
 
 class _Net(tf.Module):
@@ -271,6 +272,24 @@ class TensorFlowTrainer(Trainer):
     def inference_fn(self) -> Callable[[np.ndarray], Any]:
         predict = self._predict_fn.get_concrete_function()
         return lambda xb: predict(xb).numpy()  # .numpy() waits for the result
+
+    def summary(self) -> str:
+        rows = [(v.name, str(tuple(v.shape)), v.dtype.name, "yes" if v.trainable else "no") for v in self.net.variables]
+        widths = [max(len(r[i]) for r in [("variable", "shape", "dtype", "trainable"), *rows]) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [("variable", "shape", "dtype", "trainable"), *rows]]
+        trainable = sum(int(np.prod(v.shape)) for v in self.net.trainable_variables)
+        total = sum(int(np.prod(v.shape)) for v in self.net.variables)
+        return (
+            f"tf.Module {self.net.name!r}: {len(self.net.variables)} tf.Variables, in creation order\n\n"
+            + "\n".join(lines)
+            + f"\n\nTrainable parameters: {trainable:,}\nNon-trainable parameters: {total - trainable:,}\n"
+        )
+
+    def event_log(self, logdir: str) -> EventLog:
+        from framework_arena.trainers._tf_events import TfEvents
+
+        net = self.net
+        return TfEvents(logdir, lambda: ((v.name, v) for v in net.trainable_variables), lambda x: net.forward(x, training=False), self.spec.input_shape)
 
     def gpu_peak_mem_mb(self) -> float | None:
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if self._gpu else None

@@ -16,6 +16,7 @@ from framework_arena.contracts import Callback, ModelExport
 from framework_arena.data import Dataset, epoch_order
 from framework_arena.trainers._torch_modules import build_module
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, NameMap, RunningLoss, Trainer, end_epoch, pin
+from framework_arena.trainers.events import EventLog
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -228,6 +229,20 @@ class TorchTrainer(Trainer):
                 return model(torch.from_numpy(xb).to(device)).float().cpu().numpy()  # .cpu() waits for the device
 
         return logits
+
+    def summary(self) -> str:
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
+        buffers = sum(b.numel() for b in self.model.buffers())
+        return (
+            f"{self.model}\n\nTrainable parameters: {trainable:,}\nNon-trainable parameters: {frozen:,}\n"
+            f"Buffers (e.g. BatchNorm running statistics): {buffers:,}\n"
+        )
+
+    def event_log(self, logdir: str) -> EventLog:
+        from framework_arena.trainers._torch_events import TorchEvents
+
+        return TorchEvents(logdir, lambda: ((n, p) for n, p in self.model.named_parameters() if p.requires_grad), self.model)
 
     def gpu_peak_mem_mb(self) -> float | None:
         return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
