@@ -49,6 +49,7 @@ from framework_arena import models  # noqa: E402
 from framework_arena.child import _Channel, _Reporter  # noqa: E402
 from framework_arena.trainers import get_trainer  # noqa: E402
 from framework_arena.trainers.base import Stopwatch, TrainSettings  # noqa: E402
+from framework_arena.trainers.events import Recorder  # noqa: E402
 
 
 class _Parent:
@@ -195,6 +196,27 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
             "callback_s": timed.spent,
         }
 
+    board_dir = tempfile.mkdtemp(prefix="arena-bench-tb-")
+    board_start = time.perf_counter()
+    events = trainer.event_log(board_dir)  # as a trial with tracking.tensorboard=true opens it
+    events.seconds += time.perf_counter() - board_start
+
+    def _raise(what: str, e: Exception) -> None:
+        raise RuntimeError(f"could not {what}") from e
+
+    def board_epoch() -> dict[str, Any]:
+        """A tracked epoch that also writes its TensorBoard events (scalars at the logged steps and
+        the epoch's end, a histogram per weight), inside the timed callbacks like in a trial."""
+        trainer.settings = dataclasses.replace(settings, epochs=1, log_every_n_steps=p["log_every_n_steps"])
+        reporter = _Reporter(parent.channel, session)
+        timed = _Timed(Recorder(reporter, events, _raise))
+        trainer.fit(data, timed)
+        return {
+            "samples_per_s": [h["speed/epoch_samples_per_s"] for h in reporter.history],
+            "fit_time_s": reporter.end_logs["speed/fit_time_s"],
+            "callback_s": timed.spent,
+        }
+
     def autolog(epochs: int) -> dict[str, Any]:
         import mlflow
 
@@ -227,6 +249,7 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         run()
     parent.start(session.run_id)
     tracked_epoch()
+    board_epoch()
     print(f"  [{fw}] warmed up after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
     gc.collect()
     gc.freeze()  # what exists now is never scanned again: a collection between calls stays cheap
@@ -235,6 +258,10 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     # runs of pairs).
     rounds = _alternate(p["rounds"], harness, f"[{fw}] harness")
     tracking_rounds = _alternate(p["rounds"], tracking, f"[{fw}] tracking")
+    board_rounds = _alternate(p["board_rounds"], {"tracked": tracked_epoch, "board": board_epoch}, f"[{fw}] tensorboard")
+    # Once per trial, outside the epochs: opening the writer, the graph, closing the files.
+    board = events.close(data.test.x[:1] if len(data.test.y) else data.train.x[:1])
+    shutil.rmtree(board_dir, ignore_errors=True)
     session.close()
     parent.close()
     run_rounds = _alternate(p["rounds_runs"], runs, f"[{fw}] runs")
@@ -251,6 +278,9 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         "rounds": rounds,
         "tracking_rounds": tracking_rounds,
         "run_rounds": run_rounds,
+        "board_rounds": board_rounds,
+        "board_once_s": board["seconds"] - board["fit_seconds"],
+        "board_bytes_per_epoch": board["bytes"] / (len(board_rounds) + 1),
         "loadavg": os.getloadavg(),
     }
 

@@ -21,7 +21,13 @@ Figures, per framework (``_worker.py`` describes the two phases of alternating r
    process's last one); beside training, on the other core: ``sender_cpu_ms_per_epoch``.
    ``autolog_ratio`` (Keras): a whole tracked run's wall time / the same ``fit`` under
    ``mlflow.keras.autolog(log_every_n_steps=...)``.
-3. ``trial_start_s``: spawning the trial's child process until it has imported the framework,
+3. ``tensorboard_cost_ratio`` (``tracking.tensorboard=true``): (a tracked epoch + the time its
+   TensorBoard writes took inside the callbacks: scalars at the logged steps and the epoch's end,
+   a histogram per weight) / the tracked epoch, counted; ``tensorboard_ratio`` compares the two
+   epochs' ``fit_time_s`` in alternating pairs instead. Target <= 1.03, the bar the default
+   (``tracking.tensorboard``) is held to. Once per trial, outside the epochs:
+   ``tensorboard_once_s`` (opening the writer, the graph, closing the files).
+4. ``trial_start_s``: spawning the trial's child process until it has imported the framework,
    loaded the data, set up and built the model (its ``begin`` message), against
    ``bare_import_s``: ``python -c "import <framework>"`` in the same environment.
 
@@ -53,11 +59,30 @@ from framework_arena.trial import Trial  # noqa: E402
 
 PROFILES = {
     # num_samples: synthetic 16x16 images, 90% of them trained on (7112: 100 steps of 64 per
-    # epoch); rounds: rounds of one epoch per variant; rounds_runs: rounds of whole tracked runs
+    # epoch); rounds: rounds of one epoch per variant; board_rounds: rounds of the TensorBoard pair
+    # (its in-loop cost is counted, so fewer rounds suffice); rounds_runs: rounds of whole tracked runs
     # of about run_s seconds (and autolog).
-    "smoke": {"num_samples": 2000, "rounds": 3, "rounds_runs": 1, "run_s": 0.0, "start_pairs": 1, "warmup_steps": 2, "log_every_n_steps": 5},
-    "quick": {"num_samples": 7112, "rounds": 56, "rounds_runs": 3, "run_s": 1.5, "start_pairs": 2, "warmup_steps": 5, "log_every_n_steps": 10},
-    "full": {"num_samples": 7112, "rounds": 200, "rounds_runs": 10, "run_s": 3.0, "start_pairs": 7, "warmup_steps": 5, "log_every_n_steps": 10},
+    "smoke": {"num_samples": 2000, "rounds": 3, "board_rounds": 2, "rounds_runs": 1, "run_s": 0.0, "start_pairs": 1, "warmup_steps": 2, "log_every_n_steps": 5},
+    "quick": {
+        "num_samples": 7112,
+        "rounds": 56,
+        "board_rounds": 16,
+        "rounds_runs": 3,
+        "run_s": 1.5,
+        "start_pairs": 2,
+        "warmup_steps": 5,
+        "log_every_n_steps": 10,
+    },
+    "full": {
+        "num_samples": 7112,
+        "rounds": 200,
+        "board_rounds": 60,
+        "rounds_runs": 10,
+        "run_s": 3.0,
+        "start_pairs": 7,
+        "warmup_steps": 5,
+        "log_every_n_steps": 10,
+    },
 }
 MODEL = {"name": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.1, "init": "glorot_uniform"}
 FRAMEWORKS = {"torch": None, "tensorflow": None, "keras": "tensorflow"}
@@ -123,7 +148,7 @@ def measure(framework: str, threads: int, profile: dict[str, Any], clock: str) -
         "clock": clock,
         "shape": [16, 16, 1],
         "batch_size": 64,
-        **{k: profile[k] for k in ("num_samples", "rounds", "rounds_runs", "run_s", "warmup_steps", "log_every_n_steps")},
+        **{k: profile[k] for k in ("num_samples", "rounds", "board_rounds", "rounds_runs", "run_s", "warmup_steps", "log_every_n_steps")},
     }
     env = environment(trial_cfg(framework, threads), os.environ)
     out = run_json([python(), str(Path(__file__).with_name("_worker.py")), json.dumps(params)], env, timeout=1800)
@@ -173,10 +198,27 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
     if all("autolog" in r for r in runs):
         fn = lambda rs: med(r["run"]["wall_s"] / r["autolog"]["wall_s"] for r in rs)  # noqa: E731
         rows.append(("autolog_ratio", fn(runs), "ratio", None, _ci90(runs, fn), "runs"))
+    brounds = out["board_rounds"]
+    board = lambda rs: med(r["board"]["fit_time_s"] / r["tracked"]["fit_time_s"] for r in rs)  # noqa: E731
+    board_counted = lambda rs: med(
+        (r["tracked"]["fit_time_s"] + r["board"]["callback_s"] - r["tracked"]["callback_s"]) / r["tracked"]["fit_time_s"] for r in rs
+    )  # noqa: E731
+    rows += [
+        ("tensorboard_ratio", board(brounds), "ratio", "<= 1.03", _ci90(brounds, board), "boards"),
+        ("tensorboard_cost_ratio", board_counted(brounds), "ratio", "<= 1.03", _ci90(brounds, board_counted), "boards"),
+        ("tensorboard_in_loop_ms_per_epoch", med(1e3 * (r["board"]["callback_s"] - r["tracked"]["callback_s"]) for r in brounds), "ms", None, None, "boards"),
+        ("tensorboard_once_s", out["board_once_s"], "s", None, None, "boards"),
+        ("tensorboard_kb_per_epoch", out["board_bytes_per_epoch"] / 1024, "KiB", None, None, "boards"),
+    ]
     start, imp = med(out["trial_start_s"]), med(out["bare_import_s"])
     n = len(out["trial_start_s"])
     rows += [(name, v, "s", None, None, "start") for name, v in (("trial_start_s", start), ("bare_import_s", imp), ("start_overhead_s", start - imp))]
-    counts = {"epochs": {"rounds": len(rounds), "epochs_per_round": 1}, "runs": {"rounds": len(runs), "epochs_per_run": et}, "start": {"pairs": n}}
+    counts = {
+        "epochs": {"rounds": len(rounds), "epochs_per_round": 1},
+        "boards": {"rounds": len(brounds), "epochs_per_round": 1},
+        "runs": {"rounds": len(runs), "epochs_per_run": et},
+        "start": {"pairs": n},
+    }
     return [
         {
             "figure": name,
@@ -185,7 +227,7 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
             "unit": unit,
             **({"target": t} if t else {}),
             **({"ci90": ci} if ci else {}),
-            "clock": "wall" if phase != "epochs" else out["clock"],
+            "clock": "wall" if phase not in ("epochs", "boards") else out["clock"],
             **counts[phase],
         }
         for name, v, unit, t, ci, phase in rows
@@ -231,8 +273,8 @@ def main() -> None:
     load_end = os.getloadavg()
 
     table = [
-        "| framework | harness_ratio [90% CI] | arena / bare samples/s | tracking_ratio [90% CI] | tracking_cost_ratio [90% CI] | in loop (ms/epoch of ms); end (ms/run); sender beside (ms/epoch) | autolog_ratio | trial start / bare import (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| framework | harness_ratio [90% CI] | arena / bare samples/s | tracking_ratio [90% CI] | tracking_cost_ratio [90% CI] | in loop (ms/epoch of ms); end (ms/run); sender beside (ms/epoch) | autolog_ratio | trial start / bare import (s) | tensorboard_cost_ratio [90% CI]; tensorboard_ratio; in loop (ms/epoch); once (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def ratio(f: dict[str, Any], name: str) -> str:
@@ -248,13 +290,14 @@ def main() -> None:
             f"| {out['framework']} | {ratio(f, 'harness_ratio')} | {v['arena_samples_per_s']:,.0f} / {v['bare_samples_per_s']:,.0f} | "
             f"{ratio(f, 'tracking_ratio')} | {ratio(f, 'tracking_cost_ratio')} | "
             f"{v['tracking_in_loop_ms_per_epoch']:.2f} of {v['untracked_ms_per_epoch']:.0f}; {v['tracking_end_ms']:.0f}; {v['sender_cpu_ms_per_epoch']:.1f} | "
-            f"{ratio(f, 'autolog_ratio')} | {v['trial_start_s']:.2f} / {v['bare_import_s']:.2f} |"
+            f"{ratio(f, 'autolog_ratio')} | {v['trial_start_s']:.2f} / {v['bare_import_s']:.2f} | "
+            f"{ratio(f, 'tensorboard_cost_ratio')}; {ratio(f, 'tensorboard_ratio')}; {v['tensorboard_in_loop_ms_per_epoch']:.1f}; {v['tensorboard_once_s']:.2f} |"
         )
     setup = (
         f"mode `{name}`: synthetic 16x16x1 data, {profile['num_samples']} samples (90% trained: {results[0]['train_samples']}), mlp {MODEL['hidden']}, "
         f"batch 64, trainer.threads={args.threads}, clock={args.clock}, nice {os.nice(0)}; {profile['rounds']} rounds of one epoch per pair (harness, tracking), "
         f"first {profile['warmup_steps']} steps untimed; {profile['rounds_runs']} rounds of whole tracked runs of ~{profile['run_s']} s "
-        f"({', '.join(str(o['epochs_per_run']) for o in results)} epochs), "
+        f"({', '.join(str(o['epochs_per_run']) for o in results)} epochs), {profile['board_rounds']} rounds of the tracked / tracked + TensorBoard pair, "
         f"tracking.log_every_n_steps={profile['log_every_n_steps']}; {profile['start_pairs']} start/import pairs. Took {time.perf_counter() - t0:.0f} s."
     )
     print("\n" + "\n".join(table) + "\n" + setup)
@@ -263,7 +306,11 @@ def main() -> None:
         "",
         "## Raw rounds",
         "",
-        *(f"- {o['framework']}: " + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"], "runs": o["run_rounds"]}) for o in results),
+        *(
+            f"- {o['framework']}: "
+            + json.dumps({"harness": o["rounds"], "tracking": o["tracking_rounds"], "tensorboard": o["board_rounds"], "runs": o["run_rounds"]})
+            for o in results
+        ),
     ]
     write_results(out_path, "Harness and tracking overhead", command, mach, ["## Results", "", setup, "", *table, *raw], figs, load_end)
     print(f"results: {out_path}")

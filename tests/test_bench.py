@@ -43,6 +43,11 @@ def test_overhead_smoke_gives_every_figure(tmp_path: Path) -> None:
         "trial_start_s",
         "bare_import_s",
         "start_overhead_s",
+        "tensorboard_ratio",
+        "tensorboard_cost_ratio",
+        "tensorboard_in_loop_ms_per_epoch",
+        "tensorboard_once_s",
+        "tensorboard_kb_per_epoch",
     }
     assert expected <= set(figures), sorted(figures)
     assert all(f["framework"] == "keras" and f["value"] == f["value"] for f in figures.values())  # no NaN
@@ -54,6 +59,8 @@ def test_overhead_smoke_gives_every_figure(tmp_path: Path) -> None:
     # tracked callbacks were timed (they report more than the untracked ones).
     assert figures["sender_cpu_ms_per_epoch"]["value"] > 0 and figures["tracking_in_loop_ms_per_epoch"]["value"] > 0
     assert figures["tracking_cost_ratio"]["value"] >= 1
+    # The TensorBoard writes were timed and wrote something (a histogram per weight each epoch).
+    assert figures["tensorboard_in_loop_ms_per_epoch"]["value"] > 0 and figures["tensorboard_kb_per_epoch"]["value"] > 0
     text = out.read_text()
     assert "## Machine" in text and "Load average" in text and '"figure": "harness_ratio"' in text
 
