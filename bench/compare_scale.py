@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--store", type=Path, help="keep the generated store in this folder and reuse it when it already holds --runs runs")
     args = ap.parse_args()
 
     from tqdm import tqdm
@@ -118,11 +119,15 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_compare import _compose_compare  # the real Hydra composition of conf/compare.yaml
 
-    tmp = Path(tempfile.mkdtemp(prefix="arena-scale-"))
+    tmp = args.store or Path(tempfile.mkdtemp(prefix="arena-scale-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    t0 = time.perf_counter()
-    generate(uri, args.runs, args.epochs)
-    print(f"generated {args.runs:,} runs in {time.perf_counter() - t0:.1f} s ({uri})")
+    if (tmp / "mlflow.db").exists():
+        print(f"reusing the store in {tmp}")
+    else:
+        t0 = time.perf_counter()
+        generate(uri, args.runs, args.epochs)
+        print(f"generated {args.runs:,} runs in {time.perf_counter() - t0:.1f} s ({uri})")
     cfg = _compose_compare([f"tracking.uri={uri}", "select.experiment=scale", "report.log_run=false"])
 
     def search() -> int:

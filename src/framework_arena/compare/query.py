@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping, Sequence
@@ -174,10 +173,9 @@ def load_histories(reader: Reader, sel: Selection, keys: Sequence[str], per_grou
     """Fills ``Trial.history`` for up to ``per_group`` runs of each group, spread over its
     workloads; returns how many runs."""
     chosen = [t for ts in sel.groups.values() for t in _spread(ts, per_group)]
-    jobs = [(t, k) for t in chosen for k in keys]
-    if not jobs:
+    if not chosen or not keys:
         return 0
-    with ThreadPoolExecutor(max_workers=8) as pool:  # a tracking server answers these in parallel
-        for (t, k), hist in zip(jobs, pool.map(lambda job: reader.history(job[0].run_id, job[1]), jobs)):
-            t.history[k] = hist
+    found = reader.histories([t.run_id for t in chosen], keys)  # in bulk where the store can
+    for t in chosen:
+        t.history.update(found[t.run_id])
     return len(chosen)
