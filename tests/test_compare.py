@@ -522,3 +522,39 @@ def test_real_two_model_shootout_reports_each_workload_and_the_aggregate(tmp_pat
         expected = math.sqrt(speed[("mlp/digits", group)] * speed[("cnn/digits", group)])
         assert float(criteria[("train_throughput", group)]["value"]) == pytest.approx(expected)
         assert criteria[("train_throughput", group)]["workloads"] == "2"
+
+
+def test_histories_read_in_bulk_and_figures_drawn_by_workers_are_the_ones_drawn_here(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a SQL store's histories come in one query per key, equal to one request per run
+    and key; figures drawn by worker processes are the files drawn in this process, byte for byte."""
+    from mlflow.entities import Metric
+
+    from framework_arena.compare import draw
+    from framework_arena.compare.run import HISTORY_KEYS
+    from framework_arena.tracking import Reader
+
+    base = {"test_accuracy": 0.9, "train_samples_per_s": 1000.0, "peak_rss_mb": 500.0}
+    client = _plant(store, {"torch": [base] * 3, "tensorflow": [dict(base, train_samples_per_s=2000.0)] * 3})
+    ids = [r.info.run_id for r in client.search_runs([client.get_experiment_by_name("planted").experiment_id])]
+    for n, run_id in enumerate(ids):
+        curve = [Metric(k, v, 1000 + e, e) for e in range(1, 5) for k, v in (("val_accuracy", 0.5 + 0.1 * e + 0.01 * n), ("train_loss", 1.0 / e), ("epoch_time_s", 0.5 + n))]
+        curve.append(Metric("val_accuracy", 0.1, 999, 2))  # two values at one step: ordered by value, as one request each orders them
+        client.log_batch(run_id, metrics=curve)
+    reader = Reader(store)
+    bulk = reader.histories(ids, HISTORY_KEYS)
+    assert bulk == {r: {k: reader.history(r, k) for k in HISTORY_KEYS} for r in ids}
+    assert bulk[ids[0]]["val_accuracy"][:3] == [(1, 0.6), (2, 0.1), (2, 0.7)]
+
+    here = _report(store, tmp_path, {"train_throughput": 1.0, "time_to_target": 1.0}, ["report.plot_workers=0", "target_accuracy=0.75"], out="here")
+    monkeypatch.setattr(draw, "PARALLEL_FROM", 1)  # workers for these 6 runs
+    workers = _report(store, tmp_path, {"train_throughput": 1.0, "time_to_target": 1.0}, ["report.plot_workers=2", "target_accuracy=0.75"], out="workers")
+    assert [r.total for r in here.ranking.rows] == [r.total for r in workers.ranking.rows]
+    pngs = sorted(p.name for p in (tmp_path / "here" / "plots").glob("*.png"))
+    assert "learning_curves.png" in pngs and "criteria.png" in pngs
+    assert pngs == sorted(p.name for p in (tmp_path / "workers" / "plots").glob("*.png"))
+    for name in pngs:
+        assert (tmp_path / "here" / "plots" / name).read_bytes() == (tmp_path / "workers" / "plots" / name).read_bytes(), name
+    for name in ("report.html", "criteria.csv", "report.md"):
+        assert (tmp_path / "here" / name).read_text() == (tmp_path / "workers" / name).read_text(), name
+    crit = list(csv.DictReader(io.StringIO((tmp_path / "here" / "criteria.csv").read_text())))
+    assert any(r["criterion"] == "time_to_target" and r["value"] not in ("", "nan") for r in crit)  # the histories were read
