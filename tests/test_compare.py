@@ -537,7 +537,11 @@ def test_histories_read_in_bulk_and_figures_drawn_by_workers_are_the_ones_drawn_
     client = _plant(store, {"torch": [base] * 3, "tensorflow": [dict(base, train_samples_per_s=2000.0)] * 3})
     ids = [r.info.run_id for r in client.search_runs([client.get_experiment_by_name("planted").experiment_id])]
     for n, run_id in enumerate(ids):
-        curve = [Metric(k, v, 1000 + e, e) for e in range(1, 5) for k, v in (("val_accuracy", 0.5 + 0.1 * e + 0.01 * n), ("train_loss", 1.0 / e), ("epoch_time_s", 0.5 + n))]
+        curve = [
+            Metric(k, v, 1000 + e, e)
+            for e in range(1, 5)
+            for k, v in (("val_accuracy", 0.5 + 0.1 * e + 0.01 * n), ("train_loss", 1.0 / e), ("epoch_time_s", 0.5 + n))
+        ]
         curve.append(Metric("val_accuracy", 0.1, 999, 2))  # two values at one step: ordered by value, as one request each orders them
         client.log_batch(run_id, metrics=curve)
     reader = Reader(store)
