@@ -8,7 +8,10 @@ runs through the client would take minutes and time nothing of interest), then a
 ``search_runs`` over every trial run (paged, the same filter arena-compare uses) and a whole
 ``arena-compare`` (selection, epoch histories of ``report.max_history_runs`` runs per framework,
 criteria, a 1,000-sample bootstrap, report files and plots; no comparison run is logged). Prints the
-medians, their ratio, and one JSON line per figure; writes bench/results/compare_scale.md.
+medians, their ratio, arena-compare's peak memory (RSS of this process during the compare, and of
+its figure workers), and one JSON line per figure; writes bench/results/compare_scale.md.
+
+    python bench/compare_scale.py --runs 100000 --store /tmp/scale100k   # keeps the store for the next try
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -102,6 +106,26 @@ def generate(uri: str, runs: int, epochs: int, seed: int = 0) -> str:
     return exp_id
 
 
+def _status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory figure (VmRSS: now, VmHWM: peak), in MB; NaN off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    """Starts VmHWM again from the current RSS (Linux), so the next peak is the compare's own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10000)
@@ -134,7 +158,7 @@ def main() -> None:
         reader = Reader(uri)
         return len(reader.search(reader.experiment_ids(["scale"]).values(), TRIAL_FILTER, 10**6))  # type: ignore[arg-type]
 
-    searched, compared = [], []
+    searched, compared, peaks, before = [], [], [], []
     import logging
 
     logging.getLogger("arena.compare").setLevel(logging.WARNING)
@@ -144,6 +168,8 @@ def main() -> None:
         n = search()
         searched.append(time.perf_counter() - t)
         assert n == args.runs, n
+        before.append(_status_mb("VmRSS"))
+        reset = _reset_peak()
         t = time.perf_counter()
         stdout, sys.stdout = sys.stdout, devnull  # the rich tables are not what is timed
         try:
@@ -151,21 +177,28 @@ def main() -> None:
         finally:
             sys.stdout = stdout
         compared.append(time.perf_counter() - t)
+        peaks.append(_status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     s, c = statistics.median(searched), statistics.median(compared)
     ratio = c / s
     print(f"search_runs over {args.runs:,} runs: median {s:.2f} s  {[round(x, 2) for x in searched]}")
     print(f"arena-compare over the same runs:   median {c:.2f} s  {[round(x, 2) for x in compared]}")
-    print(f"compare / search ratio: {ratio:.2f}")
-    figures = {"search_runs_s": s, "compare_s": c, "compare_search_ratio": ratio}
+    peak, workers = max(peaks), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    load = os.getloadavg()[0]
+    print(
+        f"compare / search ratio: {ratio:.2f}   arena-compare peak RSS {peak:.0f} MB (this process: {min(before):.0f} MB before it; figure workers {workers:.0f} MB each); load average {load:.2f}"
+    )
+    figures = {"search_runs_s": s, "compare_s": c, "compare_search_ratio": ratio, "compare_peak_rss_mb": peak, "figure_worker_peak_rss_mb": workers}
     for k, v in figures.items():
         print(json.dumps({"bench": "compare_scale", "figure": k, "value": round(v, 4), "runs": args.runs}))
     out = Path(__file__).with_name("results") / "compare_scale.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         f"# compare_scale\n\n`python bench/compare_scale.py --runs {args.runs} --repeats {args.repeats}`, {time.strftime('%Y-%m-%d')}\n\n"
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n\n"
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load:.2f}\n\n"
         f"| figure | median | all |\n|---|---|---|\n| MLflow search_runs, {args.runs:,} runs | {s:.2f} s | {', '.join(f'{x:.2f}' for x in searched)} |\n"
         f"| arena-compare, same runs | {c:.2f} s | {', '.join(f'{x:.2f}' for x in compared)} |\n| ratio | {ratio:.2f} | |\n"
+        f"| arena-compare peak RSS (process; it held {min(before):.0f} MB before) | {peak:.0f} MB | {', '.join(f'{x:.0f}' for x in peaks)} |\n"
+        f"| figure worker peak RSS | {workers:.0f} MB | |\n"
     )
     print(f"results: {out}")
 

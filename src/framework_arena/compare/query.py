@@ -94,6 +94,23 @@ def _quote(text: str) -> str:
     return text.replace("'", "\\'")
 
 
+def _trial(run: Any, group_by: str) -> Trial:
+    tags, params = run.data.tags, run.data.params
+    group, framework = group_of(tags, params, group_by)
+    return Trial(
+        run.info.run_id,
+        run.info.run_name or "",
+        group,
+        framework,
+        tags.get("arena.model") or params.get("model.name", "?"),
+        tags.get("arena.data") or params.get("data.name", "?"),
+        params.get("trainer.seed", "?"),
+        dict(params),
+        dict(run.data.metrics),
+        tags={k: v for k, v in tags.items() if k.startswith("arena.")},
+    )
+
+
 def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Selection:
     """The FINISHED trial runs named by ``select.*``; raises :class:`NothingToCompare` if none."""
     names = [n.strip() for n in str(select_cfg["experiment"]).split(",") if n.strip()]
@@ -109,7 +126,8 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     sweep_run = _sweep(reader, exp_ids, str(select_cfg["sweep"])) if select_cfg.get("sweep") else None
     limit = int(select_cfg["max_runs"])
     if sweep_run is None:
-        runs = reader.search(exp_ids, " and ".join(filters), limit)
+        # Page by page: each page's MLflow entities are dropped once reduced to Trials.
+        trials = [_trial(run, group_by) for page in reader.pages(exp_ids, " and ".join(filters), limit) for run in page]
     else:
         sid = sweep_run.info.run_id
         runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), limit)
@@ -120,24 +138,8 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
         for i in range(0, len(extra), 100):
             chunk = ", ".join(f"'{r}'" for r in extra[i : i + 100])
             runs += reader.search(exp_ids, " and ".join(filters + [f"attributes.run_id IN ({chunk})"]), limit)
-    trials = []
-    for run in runs:
-        tags, params = run.data.tags, run.data.params
-        group, framework = group_of(tags, params, group_by)
-        trials.append(
-            Trial(
-                run.info.run_id,
-                run.info.run_name or "",
-                group,
-                framework,
-                tags.get("arena.model") or params.get("model.name", "?"),
-                tags.get("arena.data") or params.get("data.name", "?"),
-                params.get("trainer.seed", "?"),
-                dict(params),
-                dict(run.data.metrics),
-                tags={k: v for k, v in tags.items() if k.startswith("arena.")},
-            )
-        )
+        trials = [_trial(run, group_by) for run in runs]
+    found = len(trials)
     sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
     if not trials:
         raise NothingToCompare(
@@ -152,7 +154,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
                 f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}."
             )
         sel.trials = [t for t in trials if t.group.split("/")[0] in wanted]
-    if len(runs) >= limit:
+    if found >= limit:
         log.warning("Stopped at select.max_runs=%d runs: the comparison covers the newest %d only", limit, limit)
     return sel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -48,23 +48,27 @@ class Reader:
 
     def search(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> list[Any]:
         """Every run matching ``filter_string``, page by page, up to ``max_results``."""
-        runs: list[Any] = []
-        token = None
+        return [run for page in self.pages(experiment_ids, filter_string, max_results, order_by) for run in page]
+
+    def pages(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> Iterator[list[Any]]:
+        """The runs of :meth:`search`, one page (up to :attr:`PAGE` runs) at a time: a caller that
+        keeps only what it needs of each page never holds every run's MLflow entity at once."""
+        count, token = 0, None
         label = ", ".join(self.names.get(i, i) for i in experiment_ids)
-        while len(runs) < max_results:
+        while count < max_results:
             with self.guard.required(NOTHING, label, "READ"):
                 page = self.client.search_runs(
                     list(experiment_ids),
                     filter_string=filter_string,
-                    max_results=min(self.PAGE, max_results - len(runs)),
+                    max_results=min(self.PAGE, max_results - count),
                     order_by=list(order_by) or None,
                     page_token=token,
                 )
-            runs.extend(page)
+            count += len(page)
             token = page.token
+            yield list(page)
             if not token:
                 break
-        return runs
 
     def get(self, run_id: str) -> Any | None:
         try:
