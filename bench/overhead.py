@@ -182,6 +182,15 @@ def _counted(rounds: list[dict[str, Any]]) -> float:
     return med((r["arena"]["fit_time_s"] + r["tracked"]["callback_s"] - r["arena"]["callback_s"]) / r["arena"]["fit_time_s"] for r in rounds)
 
 
+def _board(rounds: list[dict[str, Any]]) -> float:
+    return med(r["board"]["fit_time_s"] / r["tracked"]["fit_time_s"] for r in rounds)
+
+
+def _board_counted(rounds: list[dict[str, Any]]) -> float:
+    """The tracked epoch plus what the TensorBoard writes took in its callbacks."""
+    return med((r["tracked"]["fit_time_s"] + r["board"]["callback_s"] - r["tracked"]["callback_s"]) / r["tracked"]["fit_time_s"] for r in rounds)
+
+
 def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
     fw, rounds, trounds, runs, et = out["framework"], out["rounds"], out["tracking_rounds"], out["run_rounds"], out["epochs_per_run"]
     rows = [
@@ -199,13 +208,9 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
         fn = lambda rs: med(r["run"]["wall_s"] / r["autolog"]["wall_s"] for r in rs)  # noqa: E731
         rows.append(("autolog_ratio", fn(runs), "ratio", None, _ci90(runs, fn), "runs"))
     brounds = out["board_rounds"]
-    board = lambda rs: med(r["board"]["fit_time_s"] / r["tracked"]["fit_time_s"] for r in rs)  # noqa: E731
-    board_counted = lambda rs: med(
-        (r["tracked"]["fit_time_s"] + r["board"]["callback_s"] - r["tracked"]["callback_s"]) / r["tracked"]["fit_time_s"] for r in rs
-    )  # noqa: E731
     rows += [
-        ("tensorboard_ratio", board(brounds), "ratio", "<= 1.03", _ci90(brounds, board), "boards"),
-        ("tensorboard_cost_ratio", board_counted(brounds), "ratio", "<= 1.03", _ci90(brounds, board_counted), "boards"),
+        ("tensorboard_ratio", _board(brounds), "ratio", "<= 1.03", _ci90(brounds, _board), "boards"),
+        ("tensorboard_cost_ratio", _board_counted(brounds), "ratio", "<= 1.03", _ci90(brounds, _board_counted), "boards"),
         ("tensorboard_in_loop_ms_per_epoch", med(1e3 * (r["board"]["callback_s"] - r["tracked"]["callback_s"]) for r in brounds), "ms", None, None, "boards"),
         ("tensorboard_once_s", out["board_once_s"], "s", None, None, "boards"),
         ("tensorboard_kb_per_epoch", out["board_bytes_per_epoch"] / 1024, "KiB", None, None, "boards"),

@@ -574,3 +574,49 @@ def test_runs_logged_under_the_flat_names_compare_as_if_sectioned(shootout: Path
     assert results[True] == results[False]
     criteria = {(r["criterion"], r["framework"]): r["value"] for r in results[True][1]}
     assert float(criteria["quality", "torch"]) > 0.3  # never screened out (speed may be: contended runs)
+
+
+def test_histories_read_in_bulk_and_figures_drawn_by_workers_are_the_ones_drawn_here(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19: a SQL store's histories come in one query per key, equal to one request per run
+    and key; figures drawn by worker processes are the files drawn in this process, byte for byte."""
+    from mlflow.entities import Metric
+
+    from framework_arena.compare import draw
+    from framework_arena.compare.report import write_all
+    from framework_arena.compare.run import HISTORY_KEYS
+    from framework_arena.metric_names import flat_name
+    from framework_arena.tracking import Reader
+
+    base = {"test/accuracy": 0.9, "speed/samples_per_s": 1000.0, "memory/peak_rss_mb": 500.0}
+    client = _plant(store, {"torch": [base] * 3, "tensorflow": [{**base, "speed/samples_per_s": 2000.0}] * 3})
+    ids = [r.info.run_id for r in client.search_runs([client.get_experiment_by_name("planted").experiment_id])]
+    for n, run_id in enumerate(ids):
+        # Odd runs log their histories under the flat names of runs from before the sections: the bulk read falls back as history() does.
+        name = (lambda key: flat_name(key) or key) if n % 2 else (lambda key: key)
+        curve = [
+            Metric(name(k), v, 1000 + e, e)
+            for e in range(1, 5)
+            for k, v in (("val/accuracy", 0.5 + 0.1 * e + 0.01 * n), ("train/loss", 1.0 / e), ("speed/epoch_time_s", 0.5 + n))
+        ]
+        curve.append(Metric(name("val/accuracy"), 0.1, 999, 2))  # two values at one step: ordered by value, as one request each orders them
+        client.log_batch(run_id, metrics=curve)
+    reader = Reader(store)
+    bulk = reader.histories(ids, HISTORY_KEYS)
+    assert bulk == {r: {k: reader.history(r, k) for k in HISTORY_KEYS} for r in ids}
+    assert bulk[ids[0]]["val/accuracy"][:3] == [(1, 0.6), (2, 0.1), (2, 0.7)]
+    assert bulk[ids[1]]["val/accuracy"][:3] == [(1, 0.61), (2, 0.1), (2, 0.71)]  # logged as val_accuracy
+
+    monkeypatch.setattr(draw, "PARALLEL_FROM", 1)  # workers for these 6 runs
+    rep = _report(store, tmp_path, {"train_throughput": 1.0, "time_to_target": 1.0}, ["report.plot_workers=2", "target_accuracy=0.75"], out="workers")
+    assert not [r for r in caplog.records if "figure worker failed" in r.getMessage()]  # the workers drew them
+    write_all(rep, tmp_path / "here")  # the same report, its figures drawn in this process
+    pngs = sorted(p.name for p in (tmp_path / "here" / "plots").glob("*.png"))
+    assert "learning_curves.png" in pngs and "criteria.png" in pngs
+    assert pngs == sorted(p.name for p in (tmp_path / "workers" / "plots").glob("*.png"))
+    for name in pngs:
+        assert (tmp_path / "here" / "plots" / name).read_bytes() == (tmp_path / "workers" / "plots" / name).read_bytes(), name
+    assert (tmp_path / "here" / "report.html").read_text() == (tmp_path / "workers" / "report.html").read_text()
+    crit = list(csv.DictReader(io.StringIO((tmp_path / "here" / "criteria.csv").read_text())))
+    assert any(r["criterion"] == "time_to_target" and r["value"] not in ("", "nan") for r in crit)  # the histories were read

@@ -5,5 +5,6 @@ coverage.py splits each framework's runs by workload and decides which workloads
 ran; aggregate.py scores each workload (ratio to the best, seeds bootstrapped there) and takes the
 geometric mean across workloads; table.py and criteria.py make the criteria tables; rank.py weighs
 them with intervals and the performance profile; report.py, sections.py, export.py and plots.py
-render the terminal, Markdown, HTML, CSV and figures; run.py logs them as a comparison run.
+render the terminal, Markdown, HTML, CSV and figures (draw.py draws them,
+in worker processes for a large comparison); run.py logs them as a comparison run.
 """

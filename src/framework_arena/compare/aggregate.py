@@ -23,6 +23,7 @@ times, all resamples as one index array), and every figure above is recomputed o
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from framework_arena.compare.coverage import Coverage, WorkloadRuns
 from framework_arena.compare.criteria import CRITERIA, Criterion
+from framework_arena.compare.measures import GroupData
 
 #: The criteria measured on runs per workload (license and API size are per framework: rank.py).
 PER_WORKLOAD = [k for k, c in CRITERIA.items() if c.measure is not None]
@@ -107,16 +109,26 @@ class Aggregate:
     samples: int  # bootstrap resamples (0: no intervals)
 
 
-def _score_workload(runs: WorkloadRuns, rng: np.random.Generator, samples: int, confidence: float) -> WorkloadScores:
+def _measure_group(d: GroupData, idx: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+    """Criterion -> (point value, one value per resample ``idx`` row) of one group's runs."""
+    out = {}
+    for k in PER_WORKLOAD:
+        measure = CRITERIA[k].measure
+        out[k] = (float(measure(d, np.arange(d.n)[None, :])[0]), measure(d, idx))  # type: ignore[misc]
+    return out
+
+
+def _score_workload(runs: WorkloadRuns, rng: np.random.Generator, samples: int, confidence: float, pool: ThreadPoolExecutor) -> WorkloadScores:
     idx = {g: rng.integers(0, d.n, (samples, d.n)) for g, d in runs.groups.items()}
+    # The groups' measures in threads: numpy's sorts and gathers, most of the time, release the GIL.
+    measured = dict(zip(runs.groups, pool.map(lambda g: _measure_group(runs.groups[g], idx[g]), runs.groups)))
     ws = WorkloadScores(runs, {}, {}, {}, {})
     for k in PER_WORKLOAD:
         crit = CRITERIA[k]
         points, boot = {}, {}
-        for g, d in runs.groups.items():
-            point = float(crit.measure(d, np.arange(d.n)[None, :])[0])  # type: ignore[misc]
+        for g in runs.groups:
+            point, boot[g] = measured[g][k]
             points[g] = None if math.isnan(point) else point
-            boot[g] = crit.measure(d, idx[g])  # type: ignore[misc]
         ws.values[k], ws.boot_values[k] = points, boot
         ws.value_intervals[k] = {g: interval(boot[g], confidence, v) for g, v in points.items() if v is not None}
         if not runs.scored:
@@ -149,7 +161,8 @@ def aggregate(coverage: Coverage, samples: int, confidence: float, seed: int) ->
     """Every workload's figures, and each group's aggregate per measured criterion."""
     rng = np.random.default_rng(seed)
     # Scored workloads draw their resamples first: a workload left out cannot shift their intervals.
-    workloads = [_score_workload(w, rng, samples, confidence) for w in coverage.workloads]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        workloads = [_score_workload(w, rng, samples, confidence, pool) for w in coverage.workloads]
     scored = [w for w in workloads if w.runs.scored]
     agg = Aggregate(workloads, {}, {}, {}, {}, {}, {}, {}, coverage.include_partial, samples)
     for k in PER_WORKLOAD:

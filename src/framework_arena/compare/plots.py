@@ -1,4 +1,8 @@
-"""The report's figures, as PNG files (embedded in report.html, logged as artifacts)."""
+"""The report's figures, as PNG files (embedded in report.html, logged as artifacts).
+
+Each function decides what its figure shows and returns it as a :class:`~framework_arena.compare.draw.Sketch`
+(None when there is nothing to show), drawn by draw.py here or in a worker process.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +15,8 @@ import numpy as np
 from framework_arena.compare import scaling as scaling_curves
 from framework_arena.compare.aggregate import WorkloadScores
 from framework_arena.compare.criteria import CRITERIA, Cell
+from framework_arena.compare.draw import Sketch
 from framework_arena.compare.rank import Ranking
-
-
-class _Figures:
-    """pyplot's three calls used here, on bare Figures: no backend is chosen and no global state
-    changes, so a notebook calling the API keeps its own (inline) backend, and a server needs no display."""
-
-    @staticmethod
-    def subplots(*args, figsize=None, **kwargs):  # type: ignore[no-untyped-def]
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=figsize)
-        return fig, fig.subplots(*args, **kwargs)
-
-    @staticmethod
-    def figure(figsize=None):  # type: ignore[no-untyped-def]
-        from matplotlib.figure import Figure
-
-        return Figure(figsize=figsize)
-
-    @staticmethod
-    def close(fig) -> None:  # type: ignore[no-untyped-def]
-        """Nothing to close: a bare Figure is not registered with pyplot."""
-
-
-def _plt() -> _Figures:
-    return _Figures()
 
 
 def _colors(groups: Sequence[str]) -> dict[str, str]:
@@ -45,8 +24,8 @@ def _colors(groups: Sequence[str]) -> dict[str, str]:
     return {g: palette[i % len(palette)] for i, g in enumerate(sorted(groups))}  # one colour per framework in every figure
 
 
-def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: Ranking) -> Path:
-    plt = _plt()
+def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: Ranking) -> Sketch:
+    plt = Sketch(path)
     groups = [r.group for r in ranking.rows]
     # Measured criteria only: static values are ratings from config, read in the tables.
     keys = [k for k, c in CRITERIA.items() if c.measure is not None and any(table[k][g].value is not None and math.isfinite(table[k][g].value) for g in groups)]  # type: ignore[arg-type]
@@ -77,8 +56,7 @@ def criteria_bars(path: Path, table: Mapping[str, Mapping[str, Cell]], ranking: 
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plt
 
 
 def _line_styles(workloads: Sequence[WorkloadScores]) -> dict[str, str]:
@@ -86,12 +64,12 @@ def _line_styles(workloads: Sequence[WorkloadScores]) -> dict[str, str]:
     return {w.label: styles[i % len(styles)] for i, w in enumerate(workloads)}  # colour: framework; line: workload
 
 
-def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
+def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Sketch | None:
     """Median curves per framework and workload: an MLP's and a CNN's curves are not averaged."""
     curves = {(g, w.label): [t.history for t in d.trials if t.history.get("val/accuracy")] for w in workloads for g, d in w.runs.groups.items()}
     if not any(curves.values()):
         return None
-    plt = _plt()
+    plt = Sketch(path)
     colors = _colors(sorted({g for g, _ in curves}))
     styles = _line_styles(workloads)
     several = len(workloads) > 1
@@ -107,16 +85,16 @@ def learning_curves(path: Path, workloads: Sequence[WorkloadScores]) -> Path | N
             ax.plot(steps, np.nanmedian(table, axis=0), styles[label], color=colors[g], label=f"{name} (median of {len(series)})")
             if len(series) > 1:
                 ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colors[g], alpha=0.15)
-    return _finish_pair(fig, axes, ("epoch", "epoch"), ("validation accuracy", "training loss"), path)
+    return _finish_pair(plt, fig, axes, ("epoch", "epoch"), ("validation accuracy", "training loss"))
 
 
-def scaling(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
+def scaling(path: Path, workloads: Sequence[WorkloadScores]) -> Sketch | None:
     """Throughput and peak memory against the size the runs vary, one line per framework and family
     (the workload but its size: compare/scaling.py); hollow markers where not every framework ran."""
     lines = scaling_curves.curves(workloads)
     if not lines:
         return None
-    plt = _plt()
+    plt = Sketch(path)
     colors = _colors(sorted({c.group for c in lines}))
     families = sorted({c.family for c in lines})
     styles = {f: (["o", "s", "^", "d"][i % 4], ["-", "--", ":", "-."][i % 4]) for i, f in enumerate(families)}
@@ -131,7 +109,7 @@ def scaling(path: Path, workloads: Sequence[WorkloadScores]) -> Path | None:
     for ax in axes:
         ax.set_xscale("log")
     key = scaling_curves.size_key(workloads) or "size"
-    return _finish_pair(fig, axes, (key, key), ("training throughput, samples/s", "peak resident memory, MB"), path)
+    return _finish_pair(plt, fig, axes, (key, key), ("training throughput, samples/s", "peak resident memory, MB"))
 
 
 def _profile_curves(ranking: Ranking) -> dict[str, dict[str, list[float]]]:
@@ -149,12 +127,12 @@ def _profile_curves(ranking: Ranking) -> dict[str, dict[str, list[float]]]:
     return {name: curves for name, curves in panels.items() if any(curves.values())}
 
 
-def performance_profile(path: Path, ranking: Ranking) -> Path | None:
+def performance_profile(path: Path, ranking: Ranking) -> Sketch | None:
     """For each framework, the share of workloads on which it is within a factor τ of the best."""
     panels = _profile_curves(ranking)
     if not panels:
         return None
-    plt = _plt()
+    plt = Sketch(path)
     panels = dict(list(panels.items())[:6])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
     colors = _colors([r.group for r in ranking.rows])
@@ -174,11 +152,10 @@ def performance_profile(path: Path, ranking: Ranking) -> Path | None:
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plt
 
 
-def _finish_pair(fig, axes, xlabels: tuple[str, str], titles: tuple[str, str], path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _finish_pair(plt: Sketch, fig, axes, xlabels: tuple[str, str], titles: tuple[str, str]) -> Sketch:  # type: ignore[no-untyped-def]
     """Labels a two-panel figure, puts the legend on the left panel and saves it."""
     for ax, xlabel, title in zip(axes, xlabels, titles):
         ax.set_xlabel(xlabel)
@@ -186,16 +163,15 @@ def _finish_pair(fig, axes, xlabels: tuple[str, str], titles: tuple[str, str], p
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    _plt().close(fig)
-    return path
+    fig.savefig(plt.path, dpi=90)
+    return plt
 
 
-def radar(path: Path, ranking: Ranking) -> Path | None:
+def radar(path: Path, ranking: Ranking) -> Sketch | None:
     keys = ranking.used
     if len(keys) < 3:
         return None
-    plt = _plt()
+    plt = Sketch(path)
     angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False).tolist()
     fig = plt.figure(figsize=(5.2, 5.2))
     ax = fig.add_subplot(111, polar=True)
@@ -210,5 +186,4 @@ def radar(path: Path, ranking: Ranking) -> Path | None:
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.25, 1.1))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plt

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping, Sequence
@@ -96,6 +95,23 @@ def _quote(text: str) -> str:
     return text.replace("'", "\\'")
 
 
+def _trial(run: Any, group_by: str) -> Trial:
+    tags, params = run.data.tags, run.data.params
+    group, framework = group_of(tags, params, group_by)
+    return Trial(
+        run.info.run_id,
+        run.info.run_name or "",
+        group,
+        framework,
+        tags.get("arena.model") or params.get("model.name", "?"),
+        tags.get("arena.data") or params.get("data.name", "?"),
+        params.get("trainer.seed", "?"),
+        dict(params),
+        current(run.data.metrics),  # runs logged before the sections read as new ones
+        tags={k: v for k, v in tags.items() if k.startswith("arena.")},
+    )
+
+
 def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Selection:
     """The FINISHED trial runs named by ``select.*``; raises :class:`NothingToCompare` if none."""
     names = [n.strip() for n in str(select_cfg["experiment"]).split(",") if n.strip()]
@@ -111,7 +127,8 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     sweep_run = _sweep(reader, exp_ids, str(select_cfg["sweep"])) if select_cfg.get("sweep") else None
     limit = int(select_cfg["max_runs"])
     if sweep_run is None:
-        runs = reader.search(exp_ids, " and ".join(filters), limit)
+        # Page by page: each page's MLflow entities are dropped once reduced to Trials.
+        trials = [_trial(run, group_by) for page in reader.pages(exp_ids, " and ".join(filters), limit) for run in page]
     else:
         sid = sweep_run.info.run_id
         runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), limit)
@@ -122,24 +139,8 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
         for i in range(0, len(extra), 100):
             chunk = ", ".join(f"'{r}'" for r in extra[i : i + 100])
             runs += reader.search(exp_ids, " and ".join(filters + [f"attributes.run_id IN ({chunk})"]), limit)
-    trials = []
-    for run in runs:
-        tags, params = run.data.tags, run.data.params
-        group, framework = group_of(tags, params, group_by)
-        trials.append(
-            Trial(
-                run.info.run_id,
-                run.info.run_name or "",
-                group,
-                framework,
-                tags.get("arena.model") or params.get("model.name", "?"),
-                tags.get("arena.data") or params.get("data.name", "?"),
-                params.get("trainer.seed", "?"),
-                dict(params),
-                current(run.data.metrics),  # runs logged before the sections read as new ones
-                tags={k: v for k, v in tags.items() if k.startswith("arena.")},
-            )
-        )
+        trials = [_trial(run, group_by) for run in runs]
+    found = len(trials)
     sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
     if not trials:
         raise NothingToCompare(
@@ -154,7 +155,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
                 f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}."
             )
         sel.trials = [t for t in trials if t.group.split("/")[0] in wanted]
-    if len(runs) >= limit:
+    if found >= limit:
         log.warning("Stopped at select.max_runs=%d runs: the comparison covers the newest %d only", limit, limit)
     return sel
 
@@ -175,10 +176,9 @@ def load_histories(reader: Reader, sel: Selection, keys: Sequence[str], per_grou
     """Fills ``Trial.history`` for up to ``per_group`` runs of each group, spread over its
     workloads; returns how many runs."""
     chosen = [t for ts in sel.groups.values() for t in _spread(ts, per_group)]
-    jobs = [(t, k) for t in chosen for k in keys]
-    if not jobs:
+    if not chosen or not keys:
         return 0
-    with ThreadPoolExecutor(max_workers=8) as pool:  # a tracking server answers these in parallel
-        for (t, k), hist in zip(jobs, pool.map(lambda job: reader.history(job[0].run_id, job[1]), jobs)):
-            t.history[k] = hist
+    found = reader.histories([t.run_id for t in chosen], keys)  # in bulk where the store can
+    for t in chosen:
+        t.history.update(found[t.run_id])
     return len(chosen)

@@ -11,6 +11,7 @@ from typing import Any
 
 from framework_arena.compare import plots
 from framework_arena.compare.criteria import CRITERIA
+from framework_arena.compare.draw import Painter
 from framework_arena.compare.export import write_csv
 from framework_arena.compare.sections import Report, notes, sections, workload_line, workload_section, workload_title
 
@@ -24,7 +25,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
 
 
-def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
+def _figures(rep: Report, folder: Path, painter: Painter) -> list[tuple[str, Path]]:
+    """The figures' titles and files; ``painter`` draws them (they exist once it has waited)."""
     pdir = folder / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
     figs = [
@@ -34,7 +36,9 @@ def _figures(rep: Report, folder: Path) -> list[tuple[str, Path]]:
         ("The profile's criteria", plots.radar(pdir / "radar.png", rep.ranking)),
         (PROFILE_FIGURE, plots.performance_profile(pdir / "performance_profile.png", rep.ranking)),
     ]
-    return [(title, p) for title, p in figs if p is not None]
+    sketches = [(title, s) for title, s in figs if s is not None]
+    painter.draw([s for _, s in sketches])
+    return [(title, s.path) for title, s in sketches]
 
 
 def _blocks(rep: Report, figures: list[tuple[str, Path]]) -> list[tuple[Any, ...]]:
@@ -127,10 +131,15 @@ def write_html(rep: Report, folder: Path, figures: list[tuple[str, Path]]) -> Pa
     return path
 
 
-def write_all(rep: Report, folder: Path) -> list[Path]:
+def write_all(rep: Report, folder: Path, painter: Painter | None = None) -> list[Path]:
+    """Every report file; the figures drawn by ``painter`` (default: in this process) while the
+    tables are written."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = _figures(rep, folder)
-    return write_csv(rep, folder) + [write_markdown(rep, folder, figures), write_html(rep, folder, figures)] + [p for _, p in figures]
+    painter = painter or Painter(0)
+    figures = _figures(rep, folder, painter)
+    files = write_csv(rep, folder) + [write_markdown(rep, folder, figures)]
+    painter.wait()  # report.html embeds the pictures
+    return files + [write_html(rep, folder, figures)] + [p for _, p in figures]
 
 
 def _short(text: str, width: int = 22) -> str:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework_arena.compare import query, report, trust
+from framework_arena.compare import draw, query, report, trust
 from framework_arena.compare.aggregate import aggregate
 from framework_arena.compare.article import compare_article
 from framework_arena.compare.coverage import build_coverage, build_groups
@@ -33,6 +33,36 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
     reader = Reader(cfg["tracking"]["uri"])
     sel = query.select(reader, cfg["select"], cfg["group_by"])
     found = time.perf_counter()
+    # Workers start now, importing matplotlib while the histories are read and the runs ranked.
+    painter = draw.Painter(int(cfg["report"].get("plot_workers", 0)) if len(sel.trials) >= draw.PARALLEL_FROM else 0)
+    try:
+        rep = _compare(cfg, reader, sel, out_dir, profile, painter)
+    finally:
+        painter.close()
+    log.info(
+        "Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
+        len(sel.trials),
+        len(rep.groups),
+        time.perf_counter() - start,
+        found - start,
+        out_dir,
+    )
+    if not quiet and cfg["report"].get("format", "text") == "text":
+        report.print_terminal(rep)
+    if cfg["report"]["log_run"]:
+        try:
+            rep.run_id = _log_run(reader, cfg, rep, out_dir, profile)
+        except AccessDenied as e:  # a reader may rank; the report is the product, so this is not a failure
+            log.warning("Could not log the comparison run: %s", e)
+        else:
+            log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, redact_text(reader.uri))
+    if cfg["report"].get("promote"):
+        _promote(reader, cfg, rep, rep.run_id)
+    return rep
+
+
+def _compare(cfg: Mapping[str, Any], reader: Reader, sel: query.Selection, out_dir: Path, profile: str, painter: draw.Painter) -> report.Report:
+    """Measures, ranks and writes the report of ``sel``."""
     history_runs = query.load_histories(reader, sel, HISTORY_KEYS, int(cfg["report"]["max_history_runs"]))
     if cfg.get("deploy"):  # before measuring: the serve_* figures feed the deployment criterion
         from framework_arena.deploy import serve_best
@@ -68,29 +98,10 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
         history_runs,
         trust=trust_notes,
     )
-    report.write_all(rep, out_dir)
+    report.write_all(rep, out_dir, painter)
     copies = publish(cfg.get("platform") or {}, sorted(out_dir.iterdir()), folder="comparison")  # Domino: the job's artifacts folder
     if copies:
         log.info("Report copied to %s", copies[0].parent)
-    log.info(
-        "Compared %d runs in %d groups in %.1f s (%.1f s of it searching MLflow); report in %s",
-        len(sel.trials),
-        len(groups),
-        time.perf_counter() - start,
-        found - start,
-        out_dir,
-    )
-    if not quiet and cfg["report"].get("format", "text") == "text":
-        report.print_terminal(rep)
-    if cfg["report"]["log_run"]:
-        try:
-            rep.run_id = _log_run(reader, cfg, rep, out_dir, profile)
-        except AccessDenied as e:  # a reader may rank; the report is the product, so this is not a failure
-            log.warning("Could not log the comparison run: %s", e)
-        else:
-            log.info("Comparison run %s in %s (report.html among its artifacts)", rep.run_id, redact_text(reader.uri))
-    if cfg["report"].get("promote"):
-        _promote(reader, cfg, rep, rep.run_id)
     return rep
 
 

@@ -45,6 +45,7 @@ class ReportConfig:
     log_run: bool = True
     run_name: Optional[str] = None
     max_history_runs: int = 20
+    plot_workers: int = 2  # processes drawing the figures of a comparison of 1000 runs or more (0: drawn in this process)
     promote: bool = False  # alias "champion" on the winner's best model (registered if it is not yet)
     registered_model: Optional[str] = None  # where to register it then; default <experiment>-<group>-<model>
 
@@ -119,6 +120,13 @@ def validate(cfg: Mapping[str, Any]) -> None:
     expect(p, cfg["select"]["max_runs"] > 0, "select.max_runs", cfg["select"]["max_runs"], "to be an integer > 0")
     expect(p, cfg["report"].get("format", "text") in REPORT_FORMATS, "report.format", cfg["report"].get("format"), f"to be one of {', '.join(REPORT_FORMATS)}")
     expect(p, cfg["report"]["max_history_runs"] >= 0, "report.max_history_runs", cfg["report"]["max_history_runs"], "to be an integer >= 0")
+    expect(
+        p,
+        cfg["report"].get("plot_workers", 0) >= 0,
+        "report.plot_workers",
+        cfg["report"].get("plot_workers"),
+        "to be an integer >= 0 (0 draws the figures in this process)",
+    )
     sv = cfg.get("serve") or {}
     for key in ("requests", "throughput_requests", "threads"):
         expect(p, sv.get(key, 1) >= 1, f"serve.{key}", sv.get(key), "to be an integer >= 1")

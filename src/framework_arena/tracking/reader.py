@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -25,6 +27,7 @@ class Reader:
     """
 
     PAGE = 50000  # MLflow's largest search page
+    BULK_RUNS = 500  # run ids per bulk history query: under SQLite's oldest limit of 999 bound variables
 
     def __init__(self, uri: str) -> None:
         self.uri = resolve_uri(uri)
@@ -46,23 +49,27 @@ class Reader:
 
     def search(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> list[Any]:
         """Every run matching ``filter_string``, page by page, up to ``max_results``."""
-        runs: list[Any] = []
-        token = None
+        return [run for page in self.pages(experiment_ids, filter_string, max_results, order_by) for run in page]
+
+    def pages(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> Iterator[list[Any]]:
+        """The runs of :meth:`search`, one page (up to :attr:`PAGE` runs) at a time: a caller that
+        keeps only what it needs of each page never holds every run's MLflow entity at once."""
+        count, token = 0, None
         label = ", ".join(self.names.get(i, i) for i in experiment_ids)
-        while len(runs) < max_results:
+        while count < max_results:
             with self.guard.required(NOTHING, label, "READ"):
                 page = self.client.search_runs(
                     list(experiment_ids),
                     filter_string=filter_string,
-                    max_results=min(self.PAGE, max_results - len(runs)),
+                    max_results=min(self.PAGE, max_results - count),
                     order_by=list(order_by) or None,
                     page_token=token,
                 )
-            runs.extend(page)
+            count += len(page)
             token = page.token
+            yield list(page)
             if not token:
                 break
-        return runs
 
     def get(self, run_id: str) -> Any | None:
         try:
@@ -79,3 +86,37 @@ class Reader:
             if not found and old:
                 found = self.client.get_metric_history(run_id, old)
             return sorted((m.step, m.value) for m in found)
+
+    def histories(self, run_ids: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """Run id -> metric key -> ``(step, value)`` in step order, for every run and key asked
+        (an empty list where the run logged none).
+
+        A SQL store answers one query per key for up to :attr:`BULK_RUNS` runs (MLflow's
+        ``get_metric_history_bulk``); other stores (a server, a folder of files) one request per
+        run and key, eight at a time."""
+        out: dict[str, dict[str, list[tuple[int, float]]]] = {r: {k: [] for k in keys} for r in run_ids}
+        bulk = getattr(self.client._tracking_client.store, "get_metric_history_bulk", None)  # SqlAlchemyStore only
+        if bulk is None:
+            jobs = [(r, k) for r in run_ids for k in keys]
+            with ThreadPoolExecutor(max_workers=8) as pool:  # a tracking server answers these in parallel
+                for (r, k), hist in zip(jobs, pool.map(lambda job: self.history(*job), jobs)):
+                    out[r][k] = hist
+            return out
+        for k in keys:
+            self._bulk(bulk, list(run_ids), k, k, out)
+            old = flat_name(k)
+            unfound = [r for r in run_ids if not out[r][k]]
+            if old and unfound:  # runs logged before the sections hold it under its flat name
+                self._bulk(bulk, unfound, old, k, out)
+        for per_key in out.values():
+            for k in keys:
+                per_key[k].sort()  # as history(): step order, then value
+        return out
+
+    def _bulk(self, bulk: Any, ids: list[str], logged: str, key: str, out: dict[str, dict[str, list[tuple[int, float]]]]) -> None:
+        """Reads the history logged as ``logged`` of ``ids`` into ``out[run][key]``, BULK_RUNS runs a query."""
+        for i in range(0, len(ids), self.BULK_RUNS):
+            with self.guard.required(NOTHING):
+                rows = bulk(ids[i : i + self.BULK_RUNS], logged, sys.maxsize)  # no cap: a history is never cut short
+            for row in rows:
+                out[row.run_id][key].append((row.step, row.value))
