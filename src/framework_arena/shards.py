@@ -45,6 +45,13 @@ SPLITS = ("train", "val", "test")
 X_DTYPE, Y_DTYPE = np.dtype(np.float32), np.dtype(np.int64)
 #: Training shards kept memory-mapped at once (the one being read, the next, two for parallel readers).
 OPEN_SHARDS = 4
+#: Bytes of ``x`` a block reader (``tf.data``) reads at once: one call per block, not per batch.
+BLOCK_BYTES = 4 * 2**20
+
+
+def block_rows(sample_shape: Sequence[int], batch_size: int) -> int:
+    """Rows per block for :meth:`EpochPlan.blocks`: about :data:`BLOCK_BYTES`, at least one batch."""
+    return max(batch_size, BLOCK_BYTES // (math.prod(sample_shape) * X_DTYPE.itemsize))
 
 
 def shard_names(split: str, index: int) -> tuple[str, str]:
@@ -224,6 +231,10 @@ class StreamedSplit:
         """The batches of 0-based ``epoch`` in the shared block-shuffled order."""
         return EpochBatches(self, EpochPlan(self.shard_rows, batch_size, seed, epoch))
 
+    def blocks(self, batch_size: int, seed: int, epochs: Sequence[int]) -> Blocks:
+        """The blocks of the 0-based ``epochs``, in the shared order: see :class:`Blocks`."""
+        return Blocks(self, batch_size, seed, epochs, block_rows(self.sample_shape, batch_size))
+
 
 class EpochPlan:
     """Which rows make each batch of one epoch: shards permuted, rows permuted inside each shard.
@@ -272,6 +283,24 @@ class EpochPlan:
     def sizes(self) -> list[int]:
         return [min(self.batch_size, self.rows - i * self.batch_size) for i in range(len(self))]
 
+    def blocks(self, max_rows: int) -> np.ndarray:
+        """The epoch's row sequence cut into blocks: ``(shard, offset, rows)`` per block, in order.
+
+        Each block lies in one shard (rows ``offset:offset + rows`` of its permutation) and holds
+        at most ``max_rows`` rows; the blocks end to end are the batches end to end. A pipeline that
+        reads blocks and cuts them into batches (``tf.data``'s ``rebatch``) yields the same batches
+        as :meth:`batch` with one read per block instead of one per batch.
+        """
+        out = []
+        for shard in self.order:
+            rows = self.shard_rows[int(shard)]
+            out += [(int(shard), offset, min(max_rows, rows - offset)) for offset in range(0, rows, max_rows)]
+        return np.asarray(out, np.int64).reshape(-1, 3)
+
+    def block(self, shard: int, offset: int, rows: int) -> list[tuple[int, np.ndarray]]:
+        """The ``(shard, row indices)`` piece of one block of :meth:`blocks`."""
+        return [(shard, self._perm(shard)[offset : offset + rows])]
+
 
 class EpochBatches:
     """One epoch's batches as a sequence: ``batches[i]`` is ``(x float32, y int64)``; safe from threads."""
@@ -284,6 +313,40 @@ class EpochBatches:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.split.gather(self.plan.batch(index))
+
+
+class Blocks:
+    """Several epochs' rows as blocks, for a pipeline that reads blocks and cuts them into batches.
+
+    ``table`` has one row ``(epoch, shard, offset, rows)`` per block (:meth:`EpochPlan.blocks`),
+    epochs end to end; :meth:`read` gives a block's rows. Cutting the blocks, in order, into
+    batches of ``batch_sizes`` (cycled: one cycle per epoch, its last batch possibly smaller)
+    gives every epoch's batches of :meth:`StreamedSplit.batches`, with one read per block rather
+    than one per batch. The ``tf.data`` pipeline is ``from_tensor_slices(table)``, a parallel
+    ``map`` of :meth:`read`, ``rebatch(batch_sizes)``.
+    """
+
+    def __init__(self, split: StreamedSplit, batch_size: int, seed: int, epochs: Sequence[int], max_rows: int) -> None:
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self._plans: OrderedDict[int, EpochPlan] = OrderedDict()
+        self._lock = threading.Lock()
+        tables = [np.insert(self._plan(e).blocks(max_rows), 0, e, axis=1) for e in epochs]
+        self.table = np.concatenate(tables) if tables else np.zeros((0, 4), np.int64)
+        self.batch_sizes = EpochPlan(split.shard_rows, batch_size, seed, 0).sizes()
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        with self._lock:
+            plan = self._plans.get(epoch)
+            if plan is None:
+                plan = self._plans[epoch] = EpochPlan(self.split.shard_rows, self.batch_size, self.seed, epoch)
+                while len(self._plans) > 2:  # readers are at most one epoch boundary apart
+                    self._plans.popitem(last=False)
+            return plan
+
+    def read(self, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of one ``table`` row ``(epoch, shard, offset, rows)`` as new arrays."""
+        epoch, shard, offset, rows = (int(v) for v in block)
+        return self.split.gather(self._plan(epoch).block(shard, offset, rows))
 
 
 def batch_signature(y: np.ndarray) -> int:
