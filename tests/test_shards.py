@@ -152,6 +152,26 @@ def test_epoch_plan_reads_every_row_once_in_a_seeded_block_order(small: Path) ->
     assert not np.array_equal(epoch[0][1], split.batches(128, seed=0, epoch=1)[0][1])
 
 
+def test_blocks_cut_into_batches_are_the_epoch_batches(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks of 300 rows in shards of 700: blocks end inside shards and batches span blocks and
+    # shards; 1,450 rows in batches of 100: each epoch ends on a batch of 50, which no batch crosses.
+    monkeypatch.setattr(shards, "BLOCK_BYTES", 300 * 64 * 4)
+    split = shards.StreamedSplit(shards.read_manifest(small), rows=1450)
+    blocks = split.blocks(100, seed=3, epochs=[0, 1])
+    assert max(blocks.table[:, 3]) == 300 and blocks.batch_sizes == [100] * 14 + [50]
+    rows = [blocks.read(b) for b in blocks.table]
+    y = np.concatenate([r[1] for r in rows])
+    cuts = np.cumsum([0, *blocks.batch_sizes * 2])  # rebatch: the sizes cycle once per epoch
+    for epoch in (0, 1):
+        epoch_batches = split.batches(100, seed=3, epoch=epoch)
+        for i in range(len(epoch_batches)):
+            x_i, y_i = epoch_batches[i]  # read through kept blocks
+            x_ref, y_ref = split.gather(epoch_batches.plan.batch(i))  # gathered row by row from the plan
+            assert np.array_equal(x_i, x_ref) and np.array_equal(y_i, y_ref)
+            k = epoch * 15 + i
+            assert np.array_equal(y[cuts[k] : cuts[k + 1]], y_ref), (epoch, i)
+
+
 def test_num_samples_trains_on_the_first_rows_and_is_resolved_from_the_manifest(small: Path) -> None:
     from conftest import compose
 

@@ -303,16 +303,63 @@ class EpochPlan:
 
 
 class EpochBatches:
-    """One epoch's batches as a sequence: ``batches[i]`` is ``(x float32, y int64)``; safe from threads."""
+    """One epoch's batches as a sequence: ``batches[i]`` is ``(x float32, y int64)``; safe from threads.
+
+    Rows are read a block at a time (:meth:`EpochPlan.blocks`, about :data:`BLOCK_BYTES`: one
+    fancy index into a memory-mapped shard per block) and batches are slices of the blocks kept
+    (at most :data:`OPEN_SHARDS`): most batches are views into a block, no copy. Gathering each
+    batch from the shard itself cost a fancy index, a lookup and a copy per batch: a quarter of
+    the in-memory step of the default MLP (bench/input_pipeline.py). The views must be read only.
+    A torch ``DataLoader`` worker or Keras worker thread reading batch ``i`` reads its blocks
+    itself (each worker keeps its own), so workers read whole blocks, not per-batch rows.
+    """
 
     def __init__(self, split: StreamedSplit, plan: EpochPlan) -> None:
         self.split, self.plan = split, plan
+        self.blocks = plan.blocks(block_rows(split.sample_shape, plan.batch_size))
+        self._starts = np.concatenate([[0], np.cumsum(self.blocks[:, 2])])
+        self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.plan)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"split": self.split, "plan": self.plan, "blocks": self.blocks, "_starts": self._starts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kept, self._lock = OrderedDict(), threading.Lock()
+
+    def _block(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            arrays = self._kept.get(index)
+            if arrays is not None:
+                self._kept.move_to_end(index)
+                return arrays
+        shard, offset, rows = (int(v) for v in self.blocks[index])
+        arrays = self.split.gather(self.plan.block(shard, offset, rows))  # outside the lock: other threads read on
+        with self._lock:
+            self._kept[index] = arrays
+            while len(self._kept) > OPEN_SHARDS:
+                self._kept.popitem(last=False)
+        return arrays
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.split.gather(self.plan.batch(index))
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of an epoch of {len(self)}")
+        start, stop = index * self.plan.batch_size, min((index + 1) * self.plan.batch_size, self.plan.rows)
+        block = int(np.searchsorted(self._starts, start, side="right")) - 1
+        xs, ys = [], []
+        while start < stop:
+            x, y = self._block(block)
+            begin, end = int(self._starts[block]), int(self._starts[block + 1])
+            xs.append(x[start - begin : min(stop, end) - begin])
+            ys.append(y[start - begin : min(stop, end) - begin])
+            start, block = min(stop, end), block + 1
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        return np.concatenate(xs), np.concatenate(ys)
 
 
 class Blocks:
