@@ -221,7 +221,7 @@ def test_every_framework_trains_on_the_same_rows_in_the_same_order(small: Path, 
         "trainer.warmup_steps=4",
         "tracking.log_model=false",
     ]
-    proc = run_arena(["-m", "framework=torch,tensorflow,keras", *overrides], tmp_path, timeout=600)
+    proc = run_arena(["-m", "framework=torch,tensorflow,keras", "hydra/launcher=parallel", *overrides], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = _runs(tmp_path)
     assert sorted(r.data.tags["arena.framework"] for r in runs) == ["keras", "tensorflow", "torch"]
@@ -264,8 +264,10 @@ def test_streamed_memory_stays_flat_on_a_dataset_20_times_larger(tmp_path: Path)
 @pytest.mark.slow
 def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Path) -> None:
     # experiment=scaling on one sharded dataset: 2 frameworks x its first 1,500 and all 3,000 rows.
-    sizes = ["framework=torch,tensorflow", "data.num_samples=1500,3000", "trainer.batch_size=128"]
-    common = ["experiment=scaling", "data=shards", f"data.path={small}", "data.workers=0", "tracking.log_model=false"]
+    # One epoch timed after 4 steps (the scaling experiment's 2 epochs only time a warm second one)
+    # and two trials at a time: the test checks the curve's arithmetic, not the figures.
+    sizes = ["framework=torch,tensorflow", "data.num_samples=1500,3000", "trainer.batch_size=128", "trainer.epochs=1", "trainer.warmup_steps=4"]
+    common = ["experiment=scaling", "data=shards", f"data.path={small}", "data.workers=0", "tracking.log_model=false", "hydra/launcher=parallel"]
     proc = run_arena([*common, *sizes], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -292,4 +294,9 @@ def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Pa
         assert float(cell["value"]) == pytest.approx(metrics[(framework, "3000")]["train_samples_per_s"])
         speed = metrics[(framework, "3000")]["train_samples_per_s"] / metrics[(framework, "1500")]["train_samples_per_s"]
         assert "data.num_samples=3000" in cell["note"] and f"from 1,500 to 3,000, throughput x{speed:.2f}" in cell["note"]
+        # Whether the streamed runs waited on input, from the trial at the largest size (one run: its own figures).
+        at_largest = [r for r in trials if (r.data.tags["arena.framework"], r.data.params["data.num_samples"]) == (framework, "3000")]
+        share, tag = at_largest[0].data.metrics["input_share"], at_largest[0].data.tags["arena.input_bound"]
+        verdict = "input-bound in 1 of 1 runs" if tag == "true" else "not input-bound (0 of 1 runs)"
+        assert f"streamed input: {verdict}; training ran at {share:.0%} of the input pipeline's own throughput" in cell["note"], cell["note"]
     assert "scaling.png" in {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}

@@ -18,6 +18,7 @@ from framework_arena import data as d
 from framework_arena import models as m
 from framework_arena import shards
 from framework_arena.contracts import Callback, ModelExport
+from framework_arena.trainers._tf_data import block_dataset
 from framework_arena.trainers._tf_layers import forward, variables
 from framework_arena.trainers._tf_optim import make_optimizer
 from framework_arena.trainers.base import EVAL_BATCH_SIZE, TENSORFLOW_DISTS, RunningLoss, Trainer, end_epoch, pin
@@ -137,29 +138,13 @@ class TensorFlowTrainer(Trainer):
         return float(np.dot(tf.stack(losses).numpy().astype(np.float64), sizes))
 
     def dataset(self, split: shards.StreamedSplit, epochs: Sequence[int]) -> tf.data.Dataset:
-        """The batches of the 0-based ``epochs`` of a streamed split, end to end, as one ``tf.data`` pipeline.
+        """The batches of the 0-based ``epochs`` of a streamed split, end to end: ``_tf_data.block_dataset``.
 
-        Blocks of rows (``shards.Blocks``: about 4 MiB each, within one shard) are read in parallel
-        (``num_parallel_calls=AUTOTUNE``; one ``numpy_function`` per block gathers its rows from the
-        memory-mapped shard), kept in order (``deterministic=True``: the shared order), cut into
-        batches by ``rebatch`` (the sizes cycle once per epoch, so no batch spans two epochs) and
-        prefetched (``AUTOTUNE``). The order is the shared plan's rather than
-        ``Dataset.shuffle().batch()``'s, whose buffer-based shuffle no other framework could reproduce.
-
-        Why blocks and one pipeline for the whole fit: a ``numpy_function`` call per batch, and a
-        pipeline built per epoch (its map traced again: 0.1-0.4 s), made streamed training half
-        as fast as in memory (bench/input_pipeline.py: 0.50).
+        One pipeline for the whole fit: built per epoch, its map was traced again each time
+        (0.1-0.4 s, inside the timed epochs past the first).
         """
         s = self.settings
-        blocks = split.blocks(s.batch_size, s.seed, epochs)
-        x_shape = [None, *split.sample_shape]
-
-        def read(block: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            x, y = tf.numpy_function(blocks.read, [block], (tf.float32, tf.int64), stateful=False)
-            return tf.ensure_shape(x, x_shape), tf.ensure_shape(y, [None])
-
-        pipeline = tf.data.Dataset.from_tensor_slices(blocks.table).map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return pipeline.rebatch(np.asarray(blocks.batch_sizes, np.int64)).prefetch(tf.data.AUTOTUNE)
+        return block_dataset(split, s.batch_size, s.seed, epochs)
 
     def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
         return iter(self.dataset(split, [epoch]))
