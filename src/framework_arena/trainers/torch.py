@@ -150,7 +150,9 @@ class TorchTrainer(Trainer):
         for epoch in range(1, s.epochs + 1):
             self.model.train()
             losses, sizes, signatures = [], [], []
-            correct = torch.zeros((), dtype=torch.int64, device=self.device)  # on the device: no sync per step
+            outputs: list[torch.Tensor] = []
+            labels: list[torch.Tensor] = []
+            correct = torch.zeros((), dtype=torch.int64, device=self.device)  # on the device: no sync
             running = RunningLoss(callback, self._loss_sum)
             stopwatch.epoch_start()
             for xb, yb in self.input_pipeline(data.train, epoch - 1):
@@ -164,15 +166,27 @@ class TorchTrainer(Trainer):
                 opt.step()
                 losses.append(loss.detach())
                 sizes.append(len(yb))
-                correct += (logits.detach().argmax(dim=1) == yb).sum()
+                outputs.append(logits.detach())
+                labels.append(yb)
                 stopwatch.step_end(len(yb))
+                if len(outputs) == 256:  # reduced in blocks, as in memory once per epoch: no extra ops per step, flat memory
+                    correct += self._correct(outputs, labels)
                 if log_every and stopwatch.step % log_every == 0:
                     running.report(stopwatch.step, losses, sizes)
             timing = {**stopwatch.epoch_end(), "train_order_crc": shards.order_crc(signatures)}
             with torch.no_grad():
                 train_loss = self._loss_sum(losses, sizes) / n
+                correct += self._correct(outputs, labels)
             end_epoch(callback, epoch, train_loss, int(correct) / n, timing, lambda: self._evaluate(*val))
         callback.on_train_end(stopwatch.end_logs())
+
+    @staticmethod
+    def _correct(outputs: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+        """Correct predictions in the kept steps' logits (on their device), which are then dropped."""
+        count = (torch.cat(outputs).argmax(dim=1) == torch.cat(labels)).sum() if outputs else 0
+        outputs.clear()
+        labels.clear()
+        return count
 
     def fit(self, data: Dataset, callback: Callback) -> None:
         if data.streamed:
