@@ -98,14 +98,11 @@ def input_note(workloads: Sequence[WorkloadScores], group: str) -> str:
     training time the input alone would take) and how many runs the trial tagged
     ``arena.input_bound=true``. Empty when no run streamed.
     """
+    runs = [d for w in workloads if (d := w.runs.groups.get(group)) is not None]
+    largest = [d for d in runs if d.largest_common_size is not None]  # set on the largest common size's workloads only
     shares, bound = [], 0
-    for w in workloads:
-        d = w.runs.groups.get(group)
-        if d is None:
-            continue
-        for trial, size in zip(d.trials, d.sizes):
-            if d.largest_common_size is not None and size != d.largest_common_size:
-                continue
+    for d in largest or runs:
+        for trial in d.trials:
             if "input_share" in trial.metrics:
                 shares.append(trial.metrics["input_share"])
                 bound += trial.tags.get("arena.input_bound") == "true"
