@@ -7,7 +7,7 @@ Two arena trainers of the same model, initial weights, batch size and threads li
 one trains on the sharded dataset through its framework's input pipeline (``data=shards``, the
 trial's own ``_fit_streamed``, ``data.workers`` workers), the other on the same training rows
 read into memory (the in-memory ``fit``). Rounds of one epoch each, the order flipped every round;
-each epoch's ``epoch_samples_per_s`` past the warm-up steps is recorded. Once, after the rounds,
+each epoch's ``speed/epoch_samples_per_s`` past the warm-up steps is recorded. Once, after the rounds,
 the input pipeline alone (``Trainer.measure_input``, as a streamed trial measures it).
 """
 

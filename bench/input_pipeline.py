@@ -7,10 +7,11 @@
 Per framework (torch, tensorflow, keras on tensorflow), the default MLP at batch 256 on a
 synthetic 8x8x1 dataset written once by ``arena-data make`` (shards of ``--shard-rows`` rows):
 
-- ``stream_ratio``: the median over rounds of the streamed epoch's ``epoch_samples_per_s``
+- ``stream_ratio``: the median over rounds of the streamed epoch's ``speed/epoch_samples_per_s``
   (``data=shards``: the trial's ``_fit_streamed`` through the framework's own pipeline, a torch
-  ``DataLoader``, ``tf.data``, a Keras ``PyDataset``, with ``data.workers`` workers) / the same
-  trainer settings' epoch on the same rows in memory, in the same round (``_input_worker.py``:
+  ``DataLoader`` of blocks, ``tf.data`` for TensorFlow and Keras on tensorflow, with
+  ``data.workers`` workers) / the same trainer settings' epoch on the same rows in memory, in
+  the same round (``_input_worker.py``:
   one epoch each, back to back, the order flipped every round), with ``ci90`` (5th-95th
   percentiles over 1000 bootstrap resamples of the rounds). Target >= 0.9.
 - ``input_samples_per_s``: the pipeline alone, no model (``Trainer.measure_input``, as a

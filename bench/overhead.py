@@ -7,7 +7,7 @@
 Figures, per framework (``_worker.py`` describes the two phases of alternating rounds):
 
 1. ``harness_ratio``: the median over rounds of the arena trainer's reported
-   ``train_samples_per_s`` / a minimal hand-written loop's (``_bare.py``) in the same round: same
+   ``speed/samples_per_s`` / a minimal hand-written loop's (``_bare.py``) in the same round: same
    model, initial weights, data, batch size and threads, warm-up steps left out of both, one short
    epoch each, back to back. Target >= 0.97. (The machine's speed also drifts by a third over
    minutes: pooled medians of each side, printed for scale, mix those states; pairs do not.)

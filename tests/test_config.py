@@ -84,7 +84,7 @@ def test_the_objective_takes_the_sectioned_name_or_the_flat_one(objective: str) 
 
 
 def test_a_run_s_flat_metric_names_read_as_sectioned_ones() -> None:
-    from framework_arena.metric_names import METRICS, current, flat_name
+    from framework_arena.metric_names import METRICS, RENAMED, SECTIONED_ONLY, current, flat_name
 
     assert current({"val_accuracy": 0.9, "train_samples_per_s": 5.0, "system/cpu_utilization_percentage": 1.0}) == {
         "val/accuracy": 0.9,
@@ -93,7 +93,8 @@ def test_a_run_s_flat_metric_names_read_as_sectioned_ones() -> None:
     }
     assert current({"val_accuracy": 0.1, "val/accuracy": 0.9}) == {"val/accuracy": 0.9}  # both spellings: the sectioned one
     assert current({"best_val_accuracy": 0.9}) == {"best/val/accuracy": 0.9}  # a sweep parent's
-    assert all(flat_name(name) and current({flat_name(name): 1}) == {name: 1} for name in METRICS)
+    assert all(flat_name(name) and current({flat_name(name): 1}) == {name: 1} for name in RENAMED.values())
+    assert all(flat_name(name) is None and current({name: 1}) == {name: 1} for name in SECTIONED_ONLY)  # born sectioned
     assert len(set(METRICS)) == len(METRICS) and all("/" in name for name in METRICS)
 
 

@@ -152,6 +152,26 @@ def test_epoch_plan_reads_every_row_once_in_a_seeded_block_order(small: Path) ->
     assert not np.array_equal(epoch[0][1], split.batches(128, seed=0, epoch=1)[0][1])
 
 
+def test_blocks_cut_into_batches_are_the_epoch_batches(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks of 300 rows in shards of 700: blocks end inside shards and batches span blocks and
+    # shards; 1,450 rows in batches of 100: each epoch ends on a batch of 50, which no batch crosses.
+    monkeypatch.setattr(shards, "BLOCK_BYTES", 300 * 64 * 4)
+    split = shards.StreamedSplit(shards.read_manifest(small), rows=1450)
+    blocks = split.blocks(100, seed=3, epochs=[0, 1])
+    assert max(blocks.table[:, 3]) == 300 and blocks.batch_sizes == [100] * 14 + [50]
+    rows = [blocks.read(b) for b in blocks.table]
+    y = np.concatenate([r[1] for r in rows])
+    cuts = np.cumsum([0, *blocks.batch_sizes * 2])  # rebatch: the sizes cycle once per epoch
+    for epoch in (0, 1):
+        epoch_batches = split.batches(100, seed=3, epoch=epoch)
+        for i in range(len(epoch_batches)):
+            x_i, y_i = epoch_batches[i]  # read through kept blocks
+            x_ref, y_ref = split.gather(epoch_batches.plan.batch(i))  # gathered row by row from the plan
+            assert np.array_equal(x_i, x_ref) and np.array_equal(y_i, y_ref)
+            k = epoch * 15 + i
+            assert np.array_equal(y[cuts[k] : cuts[k + 1]], y_ref), (epoch, i)
+
+
 def test_num_samples_trains_on_the_first_rows_and_is_resolved_from_the_manifest(small: Path) -> None:
     from conftest import compose
 
@@ -201,7 +221,7 @@ def test_every_framework_trains_on_the_same_rows_in_the_same_order(small: Path, 
         "trainer.warmup_steps=4",
         "tracking.log_model=false",
     ]
-    proc = run_arena(["-m", "framework=torch,tensorflow,keras", *overrides], tmp_path, timeout=600)
+    proc = run_arena(["-m", "framework=torch,tensorflow,keras", "hydra/launcher=parallel", *overrides], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = _runs(tmp_path)
     assert sorted(r.data.tags["arena.framework"] for r in runs) == ["keras", "tensorflow", "torch"]
@@ -244,8 +264,9 @@ def test_streamed_memory_stays_flat_on_a_dataset_20_times_larger(tmp_path: Path)
 @pytest.mark.slow
 def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Path) -> None:
     # experiment=scaling on one sharded dataset: 2 frameworks x its first 1,500 and all 3,000 rows.
+    # Two trials at a time: the test checks the curve's arithmetic, not the figures.
     sizes = ["framework=torch,tensorflow", "data.num_samples=1500,3000", "trainer.batch_size=128"]
-    common = ["experiment=scaling", "data=shards", f"data.path={small}", "data.workers=0", "tracking.log_model=false"]
+    common = ["experiment=scaling", "data=shards", f"data.path={small}", "data.workers=0", "tracking.log_model=false", "hydra/launcher=parallel"]
     proc = run_arena([*common, *sizes], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -272,4 +293,9 @@ def test_scaling_sweep_gives_large_data_from_the_curve(small: Path, tmp_path: Pa
         assert float(cell["value"]) == pytest.approx(metrics[(framework, "3000")]["speed/samples_per_s"])
         speed = metrics[(framework, "3000")]["speed/samples_per_s"] / metrics[(framework, "1500")]["speed/samples_per_s"]
         assert "data.num_samples=3000" in cell["note"] and f"from 1,500 to 3,000, throughput x{speed:.2f}" in cell["note"]
+        # Whether the streamed runs waited on input, from the trial at the largest size (one run: its own figures).
+        at_largest = [r for r in trials if (r.data.tags["arena.framework"], r.data.params["data.num_samples"]) == (framework, "3000")]
+        share, tag = at_largest[0].data.metrics["input/share"], at_largest[0].data.tags["arena.input_bound"]
+        verdict = "input-bound in 1 of 1 runs" if tag == "true" else "not input-bound (0 of 1 runs)"
+        assert f"streamed input: {verdict}; training ran at {share:.0%} of the input pipeline's own throughput" in cell["note"], cell["note"]
     assert "scaling.png" in {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}

@@ -45,6 +45,13 @@ SPLITS = ("train", "val", "test")
 X_DTYPE, Y_DTYPE = np.dtype(np.float32), np.dtype(np.int64)
 #: Training shards kept memory-mapped at once (the one being read, the next, two for parallel readers).
 OPEN_SHARDS = 4
+#: Bytes of ``x`` a block reader (``tf.data``) reads at once: one call per block, not per batch.
+BLOCK_BYTES = 4 * 2**20
+
+
+def block_rows(sample_shape: Sequence[int], batch_size: int) -> int:
+    """Rows per block for :meth:`EpochPlan.blocks`: about :data:`BLOCK_BYTES`, at least one batch."""
+    return max(batch_size, BLOCK_BYTES // (math.prod(sample_shape) * X_DTYPE.itemsize))
 
 
 def shard_names(split: str, index: int) -> tuple[str, str]:
@@ -183,6 +190,7 @@ class StreamedSplit:
             left -= self.shard_rows[-1]
         self.sample_shape = manifest.sample_shape
         self._open: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._headers: dict[Path, tuple[tuple[int, ...], np.dtype, int]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -194,20 +202,29 @@ class StreamedSplit:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._open, self._lock = OrderedDict(), threading.Lock()
+        self._open, self._headers, self._lock = OrderedDict(), {}, threading.Lock()
 
     def _maps(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             maps = self._open.get(shard)
             if maps is None:
-                root = self.manifest.root
-                maps = (np.load(root / self.shards[shard]["x"], mmap_mode="r"), np.load(root / self.shards[shard]["y"], mmap_mode="r"))
-                self._open[shard] = maps
+                maps = self._open[shard] = (self._map(shard, "x"), self._map(shard, "y"))
                 while len(self._open) > OPEN_SHARDS:  # the dropped map is unmapped: its pages leave our resident memory
                     self._open.popitem(last=False)
             else:
                 self._open.move_to_end(shard)
             return maps
+
+    def _map(self, shard: int, part: str) -> np.ndarray:
+        # The header is parsed once per file: np.load parses it at every map (0.18 ms against 0.04
+        # for np.memmap), and a shard is mapped again whenever more than OPEN_SHARDS were read since.
+        path = self.manifest.root / self.shards[shard][part]
+        found = self._headers.get(path)
+        if found is None:
+            shape, dtype, offset = npy_header(path)
+            found = self._headers[path] = (shape, dtype, offset)
+        shape, dtype, offset = found
+        return np.memmap(path, dtype, "r", offset, shape)
 
     def gather(self, pieces: Sequence[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``pieces`` (shard, row indices in it), in that order, as new arrays."""
@@ -223,6 +240,10 @@ class StreamedSplit:
     def batches(self, batch_size: int, seed: int, epoch: int) -> EpochBatches:
         """The batches of 0-based ``epoch`` in the shared block-shuffled order."""
         return EpochBatches(self, EpochPlan(self.shard_rows, batch_size, seed, epoch))
+
+    def blocks(self, batch_size: int, seed: int, epochs: Sequence[int]) -> Blocks:
+        """The blocks of the 0-based ``epochs``, in the shared order: see :class:`Blocks`."""
+        return Blocks(self, batch_size, seed, epochs, block_rows(self.sample_shape, batch_size))
 
 
 class EpochPlan:
@@ -272,18 +293,125 @@ class EpochPlan:
     def sizes(self) -> list[int]:
         return [min(self.batch_size, self.rows - i * self.batch_size) for i in range(len(self))]
 
+    def blocks(self, max_rows: int) -> np.ndarray:
+        """The epoch's row sequence cut into blocks: ``(shard, offset, rows)`` per block, in order.
+
+        Each block lies in one shard (rows ``offset:offset + rows`` of its permutation) and holds
+        at most ``max_rows`` rows; the blocks end to end are the batches end to end. A pipeline that
+        reads blocks and cuts them into batches (``tf.data``'s ``rebatch``) yields the same batches
+        as :meth:`batch` with one read per block instead of one per batch.
+        """
+        out = []
+        for shard in self.order:
+            rows = self.shard_rows[int(shard)]
+            out += [(int(shard), offset, min(max_rows, rows - offset)) for offset in range(0, rows, max_rows)]
+        return np.asarray(out, np.int64).reshape(-1, 3)
+
+    def block(self, shard: int, offset: int, rows: int) -> list[tuple[int, np.ndarray]]:
+        """The ``(shard, row indices)`` piece of one block of :meth:`blocks`."""
+        return [(shard, self._perm(shard)[offset : offset + rows])]
+
 
 class EpochBatches:
-    """One epoch's batches as a sequence: ``batches[i]`` is ``(x float32, y int64)``; safe from threads."""
+    """One epoch's batches as a sequence: ``batches[i]`` is ``(x float32, y int64)``; safe from threads.
+
+    Rows are read a block at a time (:meth:`EpochPlan.blocks`, about :data:`BLOCK_BYTES`: one
+    fancy index into a memory-mapped shard per block) and batches are slices of the blocks kept
+    (at most :data:`OPEN_SHARDS`): most batches are views into a block, no copy. Gathering each
+    batch from the shard itself cost a fancy index, a lookup and a copy per batch: a quarter of
+    the in-memory step of the default MLP (bench/input_pipeline.py). The views must be read only.
+    Keras' ``PyDataset`` worker threads share the kept blocks, so they read whole blocks, not
+    per-batch rows. (torch and ``tf.data`` read :class:`Blocks` and cut batches themselves.)
+    """
 
     def __init__(self, split: StreamedSplit, plan: EpochPlan) -> None:
         self.split, self.plan = split, plan
+        self.blocks = plan.blocks(block_rows(split.sample_shape, plan.batch_size))
+        self._starts = np.concatenate([[0], np.cumsum(self.blocks[:, 2])])
+        self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.plan)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"split": self.split, "plan": self.plan, "blocks": self.blocks, "_starts": self._starts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kept, self._lock = OrderedDict(), threading.Lock()
+
+    def _block(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            arrays = self._kept.get(index)
+            if arrays is not None:
+                self._kept.move_to_end(index)
+                return arrays
+        shard, offset, rows = (int(v) for v in self.blocks[index])
+        arrays = self.split.gather(self.plan.block(shard, offset, rows))  # outside the lock: other threads read on
+        with self._lock:
+            self._kept[index] = arrays
+            while len(self._kept) > OPEN_SHARDS:
+                self._kept.popitem(last=False)
+        return arrays
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.split.gather(self.plan.batch(index))
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of an epoch of {len(self)}")
+        start, stop = index * self.plan.batch_size, min((index + 1) * self.plan.batch_size, self.plan.rows)
+        block = int(np.searchsorted(self._starts, start, side="right")) - 1
+        xs, ys = [], []
+        while start < stop:
+            x, y = self._block(block)
+            begin, end = int(self._starts[block]), int(self._starts[block + 1])
+            xs.append(x[start - begin : min(stop, end) - begin])
+            ys.append(y[start - begin : min(stop, end) - begin])
+            start, block = min(stop, end), block + 1
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        return np.concatenate(xs), np.concatenate(ys)
+
+
+class Blocks:
+    """Several epochs' rows as blocks, for a pipeline that reads blocks and cuts them into batches.
+
+    ``table`` has one row ``(epoch, shard, offset, rows)`` per block (:meth:`EpochPlan.blocks`),
+    epochs end to end; :meth:`read` gives a block's rows. Cutting the blocks, in order, into
+    batches of ``batch_sizes`` (cycled: one cycle per epoch, its last batch possibly smaller)
+    gives every epoch's batches of :meth:`StreamedSplit.batches`, with one read per block rather
+    than one per batch. The ``tf.data`` pipeline is ``from_tensor_slices(table)``, a parallel
+    ``map`` of :meth:`read`, ``rebatch(batch_sizes)``.
+    """
+
+    def __init__(self, split: StreamedSplit, batch_size: int, seed: int, epochs: Sequence[int], max_rows: int) -> None:
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self._plans: OrderedDict[int, EpochPlan] = OrderedDict()
+        self._lock = threading.Lock()
+        tables = [np.insert(self._plan(e).blocks(max_rows), 0, e, axis=1) for e in epochs]
+        self.table = np.concatenate(tables) if tables else np.zeros((0, 4), np.int64)
+        self.batch_sizes = EpochPlan(split.shard_rows, batch_size, seed, 0).sizes()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers may be spawned: they make their own plans.
+        return {"split": self.split, "batch_size": self.batch_size, "seed": self.seed, "table": self.table, "batch_sizes": self.batch_sizes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._plans, self._lock = OrderedDict(), threading.Lock()
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        with self._lock:
+            plan = self._plans.get(epoch)
+            if plan is None:
+                plan = self._plans[epoch] = EpochPlan(self.split.shard_rows, self.batch_size, self.seed, epoch)
+                while len(self._plans) > 2:  # readers are at most one epoch boundary apart
+                    self._plans.popitem(last=False)
+            return plan
+
+    def read(self, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of one ``table`` row ``(epoch, shard, offset, rows)`` as new arrays."""
+        epoch, shard, offset, rows = (int(v) for v in block)
+        return self.split.gather(self._plan(epoch).block(shard, offset, rows))
 
 
 def batch_signature(y: np.ndarray) -> int:

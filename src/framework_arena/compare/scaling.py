@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Sequence
 
 from framework_arena.compare.aggregate import WorkloadScores
@@ -87,3 +88,25 @@ def curves(workloads: Sequence[WorkloadScores]) -> list[Curve]:
 def notes(workloads: Sequence[WorkloadScores], group: str) -> list[str]:
     """How ``group``'s throughput and memory changed with size, one line per family."""
     return [text for c in curves(workloads) if c.group == group and (text := c.describe())]
+
+
+def input_note(workloads: Sequence[WorkloadScores], group: str) -> str:
+    """Whether ``group``'s streamed runs (``data=shards``) waited on their input pipeline, and how much.
+
+    Over the runs at the largest common size (all of them when no size varies): the median
+    ``input/share`` (training throughput / the pipeline's own, no model: the share of the
+    training time the input alone would take) and how many runs the trial tagged
+    ``arena.input_bound=true``. Empty when no run streamed.
+    """
+    runs = [d for w in workloads if (d := w.runs.groups.get(group)) is not None]
+    largest = [d for d in runs if d.largest_common_size is not None]  # set on the largest common size's workloads only
+    shares, bound = [], 0
+    for d in largest or runs:
+        for trial in d.trials:
+            if "input/share" in trial.metrics:
+                shares.append(trial.metrics["input/share"])
+                bound += trial.tags.get("arena.input_bound") == "true"
+    if not shares:
+        return ""
+    verdict = f"input-bound in {bound} of {len(shares)} runs" if bound else f"not input-bound (0 of {len(shares)} runs)"
+    return f"streamed input: {verdict}; training ran at {median(shares):.0%} of the input pipeline's own throughput (input/share)"

@@ -44,7 +44,9 @@ def _size_note(ws: WorkloadScores) -> str:
 def _aggregate_cell(crit: Criterion, group: str, agg: Aggregate) -> Cell:
     value = agg.values[crit.key][group]
     if value is None:
-        return Cell(None, "missing", note=WHY_MISSING.get(crit.key, "metric not logged by these runs"))
+        why = WHY_MISSING.get(crit.key, "metric not logged by these runs")
+        streamed = scaling.input_note(agg.workloads, group) if crit.key == "large_data" else ""
+        return Cell(None, "missing", note="; ".join(n for n in (why, streamed) if n))
     chosen = [w for w in agg.workloads if w.label in agg.counted[crit.key][group]]
     display = fmt(value, crit.unit)
     never = sum(math.isinf(w.values[crit.key][group]) for w in chosen)  # type: ignore[arg-type]
@@ -56,6 +58,7 @@ def _aggregate_cell(crit: Criterion, group: str, agg: Aggregate) -> Cell:
     if crit.key == "large_data":
         notes += sorted({n for n in map(_size_note, chosen) if n})
         notes += scaling.notes(agg.workloads, group)  # how it got there: the curve from the smallest common size
+        notes += [n for n in [scaling.input_note(agg.workloads, group)] if n]  # and whether streaming waited on input
     return Cell(value, display, sum(w.runs.groups[group].n for w in chosen), "; ".join(notes))
 
 

@@ -120,9 +120,9 @@ class _Reporter(keras.callbacks.Callback):
 class _Batches(keras.utils.PyDataset):
     """One epoch's batches of a sharded dataset as a Keras ``PyDataset``: item ``i`` is batch ``i``.
 
-    The same input on every back end (Keras' own supported way to stream from Python), so Keras on
-    tensorflow, torch and jax read alike; on tensorflow, Keras wraps it in a ``tf.data`` pipeline
-    itself. ``workers`` threads read batches ahead; Keras' ordered enqueuer keeps their order.
+    Keras' own supported way to stream from Python on torch and jax (on tensorflow the trainer
+    gives fit a ``tf.data`` pipeline: :meth:`KerasTrainer.py_dataset`). ``workers`` threads read
+    batches ahead; Keras' ordered enqueuer keeps their order.
     """
 
     def __init__(self, batches: shards.EpochBatches, workers: int) -> None:
@@ -239,11 +239,25 @@ class KerasTrainer(Trainer):
             )
         return sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
 
-    def py_dataset(self, split: shards.StreamedSplit, epoch: int) -> _Batches:
+    def py_dataset(self, split: shards.StreamedSplit, epoch: int) -> Any:
+        """The 0-based epoch's batches as the input ``model.fit`` takes on this back end.
+
+        On tensorflow, the ``tf.data`` pipeline of low-level TensorFlow (``_tf_data``): Keras'
+        compiled train function then pulls batches inside the graph, as it does from in-memory
+        arrays (a ``tf.data`` pipeline from tensors), where a ``PyDataset`` would go through
+        ``from_generator`` and Python threads per batch. On torch and jax, which have no
+        ``tf.data``, a ``PyDataset`` with ``data.workers`` threads.
+        """
         s = self.settings
+        if self.backend == "tensorflow":
+            from framework_arena.trainers._tf_data import block_dataset
+
+            return block_dataset(split, s.batch_size, s.seed, [epoch])
         return _Batches(split.batches(s.batch_size, s.seed, epoch), s.input_workers)
 
     def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
+        if self.backend == "tensorflow":
+            return iter(self.py_dataset(split, epoch))
         # The adapter model.fit wraps a PyDataset in, with its worker threads (Keras has no public iterator).
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
@@ -257,7 +271,7 @@ class KerasTrainer(Trainer):
         reporter = _Reporter(callback, stopwatch, plan.sizes(), s.log_every_n_steps)
         with self._scope():
             for epoch in range(s.epochs):
-                # One fit call per epoch, each on that epoch's PyDataset (the shared order: fit must not shuffle).
+                # One fit call per epoch, each on that epoch's input (the shared order: fit must not shuffle).
                 self.model.fit(
                     self.py_dataset(data.train, epoch),
                     initial_epoch=epoch,
