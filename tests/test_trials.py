@@ -95,6 +95,10 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     assert m["infer_latency_ms_p95"] >= m["infer_latency_ms_p50"]
     assert "gpu_peak_mem_mb" not in m  # on a CPU
     assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
+    # where the wall time went, each process's phases within its own time
+    phases = {k: v for k, v in m.items() if k.startswith("phase/")}
+    assert {"phase/run_create_s", "phase/training_s", "phase/model_logging_s", "phase/total_s"} <= set(phases) and min(phases.values()) >= 0
+    assert phases["phase/training_s"] <= phases["phase/child_s"] + phases["phase/run_create_s"] <= phases["phase/total_s"]
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"config.yaml", "plots/learning_curves.png", "debug_probe.txt"} <= artifacts

@@ -23,6 +23,8 @@ import time
 import traceback
 from typing import IO, TYPE_CHECKING, Any, Mapping
 
+from framework_arena.phases import Phases
+
 if TYPE_CHECKING:
     from framework_arena.trial import Trial
 
@@ -100,26 +102,33 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None, cores: list[int] | None = None) -> dict[str, Any]:
+def _train(
+    trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None, cores: list[int] | None = None, phases: Phases | None = None
+) -> dict[str, Any]:
     from framework_arena.trainers import get_trainer
 
+    phases = phases or Phases()
     start = time.perf_counter()
     trainer_cls = get_trainer(trial.framework)  # imports the framework
     import_time = time.perf_counter() - start
+    phases.mark("import")
 
     logger = None
     if run_id:
         from framework_arena.tracking import RunLogger
 
         logger = RunLogger(str(trial.tracking.uri), run_id, offline_dir)
+        phases.mark("tracking_start")
     try:
-        summary = _trial(trial, trainer_cls, import_time, logger, conn, cores or _affinity())
+        summary = _trial(trial, trainer_cls, import_time, logger, conn, cores or _affinity(), phases)
     except BaseException:
         if logger:
             logger.close(raise_if_lost=False)  # the trial's own error is the one to report
         raise
     if logger:
         logger.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
+    phases.mark("close")
+    summary["phases"] = phases.seconds
     return summary
 
 
@@ -150,7 +159,7 @@ def _affinity() -> list[int]:
     return affinity()
 
 
-def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel, cores: list[int]) -> dict[str, Any]:
+def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel, cores: list[int], phases: Phases) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import machine, models
     from framework_arena.contention import Meter
@@ -165,12 +174,14 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         data = shards.load(trial.data)
     else:
         data = data_mod.load(trial.data, trial.data["split_seed"])
+    phases.mark("data")
     spec = models.build_spec(trial.model, data.input_shape, data.num_classes, data.vocab_size)
     tr = trial.trainer
     trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
+    phases.mark("build")
     if logger:  # facts about the framework as it ran, logged so that arena-compare reads only runs
         from framework_arena.facts import framework_facts
 
@@ -179,10 +190,12 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
+    phases.mark("tracking_start" if logger else "build")
     meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
     meter.start()
     trainer.fit(data, reporter)
     contention, contention_tags = meter.stop()  # over fit as a whole (contention.py)
+    phases.mark("training")
     machine_tags = machine.tags(cores, trial.framework, trial.backend, str(info.get("device", "cpu")))
     if logger:
         logger.set_tags({**contention_tags, **machine_tags})
@@ -191,7 +204,9 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     input_figures = _input_bound(trainer, data, reporter.end_logs, logger) if data.streamed else {}
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
+    phases.mark("evaluation")
     inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
+    phases.mark("inference")
     # Logged here, once: num_params went with on_train_begin and the start-up times with on_train_end.
     final = {
         "test_loss": test_loss,
@@ -209,7 +224,9 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     summary: dict[str, Any] = {"metrics": {**last_epoch, **reporter.end_logs, "num_params": float(info["num_params"]), **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=tr.epochs)
+        phases.mark("final_logging")
         logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
+        phases.mark("plots")
         if trial.tracking.log_model:
             example = data.test.x[:5]
             from framework_arena.identity import flatten
@@ -220,12 +237,14 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
             summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs, name=name, params=params)
             # The launcher links every final metric to it, its own late ones included (runner._link_model).
             summary["model_id"] = logger.model_id
+            phases.mark("model_logging")
     # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
     clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
     summary["metrics"].update(clarity)
     if logger:
         logger.log_metrics(clarity, step=tr.epochs)
         logger.log_text(probe_message, "debug_probe.txt")
+    phases.mark("probe")
     return summary
 
 
@@ -257,18 +276,22 @@ def main() -> None:
     channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8"))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
     message = json.load(sys.stdin)
+    phases = Phases()
+    # From the launcher's clock at the start of this process: the interpreter's start-up and the trial's arrival.
+    phases.add("child_start", time.time() - message.get("started_at", time.time()))
     cores = message.get("cores") or []
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)  # before the framework starts its thread pools
     try:
         from framework_arena.trial import Trial
 
-        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"), cores)
+        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"), cores, phases)
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.contracts import NonFiniteLossError
 
         reason = "nan_loss" if isinstance(e, NonFiniteLossError) else getattr(e, "arena_reason", "exception")
-        channel.send(["error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}])
+        error = {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc(), "phases": phases.seconds}
+        channel.send(["error", error])
         sys.exit(1)
     channel.send(["result", summary])
 

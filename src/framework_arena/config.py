@@ -183,6 +183,7 @@ class SweepConfig:
     direction: str = "maximize"
     rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
     json: bool = False  # print the trial's result as one JSON line on stdout (logs go to stderr)
+    phases: bool = False  # print where the trial's wall time went (its phase/* metrics) as a table at the end
 
 
 @dataclass
