@@ -162,6 +162,9 @@ class TrackingConfig:
     experiment: str = "framework-arena"
     run_name: Optional[str] = None  # default: <framework>[-<backend>]-<model>-<data>-s<seed>
     log_model: bool = True
+    # plots/learning_curves.png per trial; false saves a short trial the plot's import and drawing
+    # (the phase/plots_s figure, about 1 s on 2 cores); the choice is a param like every key here.
+    plots: bool = True
     # An unreachable server fails a trial in about timeout_s * (retries + 1) plus a few seconds of
     # back-off, instead of MLflow's 120 s * 7 retries (MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES).
     timeout_s: int = 10

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
@@ -143,23 +143,38 @@ def _messages(proc: subprocess.Popen[bytes]) -> Iterator[list[Any]]:
                 yield json.loads(line)
 
 
-def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResult, sender: Any = None, phases: Phases | None = None) -> dict[str, Any] | None:
+def _watch(
+    proc: subprocess.Popen[bytes],
+    progress: _Progress,
+    result: TrialResult,
+    sender: Any = None,
+    phases: Phases | None = None,
+    on_timed: Callable[[list[dict[str, float]]], None] | None = None,
+) -> dict[str, Any] | None:
     """Relays the child's messages until it exits; returns its summary, or None.
 
     ``sender`` (a :class:`~framework_arena.tracking.MetricSender`) gets the step and epoch metrics;
+    ``on_timed`` gets the epochs' logs once the child has timed everything it times (the
+    learning curves are drawn then, beside the child's model export, never beside its timing);
     ``phases`` closes ``child`` at the child's last message and ``exit`` when it has exited.
     """
     phases = phases or Phases()
+    history: list[dict[str, float]] = []
     summary = None
     for msg in _messages(proc):
         if msg[0] == "step":
             if sender is not None:
                 sender.add(msg[2], msg[1])
         elif msg[0] == "epoch":
+            history.append({"epoch": msg[1], **msg[2]})
             result.metrics.update(msg[2])
             progress.epoch(msg[2])
             if sender is not None:
                 sender.add(msg[2], msg[1])
+        elif msg[0] == "timed" and on_timed is not None and history:
+            phases.mark("child")
+            on_timed(history)
+            phases.mark("plots")
         elif msg[0] == "result":
             summary = msg[1]
             result.child_phases = dict(summary.pop("phases", {}))
@@ -217,34 +232,14 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
     run = None
     offline = None
     sender = None
-    if trial.tracking.enabled:
-        from framework_arena.tracking import MetricSender, RunHandle, offline_dir
-
-        run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
-        tags = _tags(trial, overrides)
-        if sweep is not None:
-            if not trial.rerun:
-                twin = run.find_finished(tags["arena.config_hash"])
-                if twin is not None:  # resume: this exact trial already finished in this experiment
-                    result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
-                    result.metrics = dict(twin.data.metrics)
-                    result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
-                    phases.mark("run_create")
-                    result.phases = phases.seconds
-                    return result
-            tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
-        tags.update(allocation.tags())
-        result.run_id = run.start(name, tags, trial.as_dict())
-        result.tracking_uri = run.uri
-        offline = offline_dir(result.run_id)
-        sender = MetricSender(run.uri, result.run_id)
-    phases.mark("run_create")
-
     start = time.perf_counter()
     progress = _Progress(redact_text(name), trial.trainer.epochs)
     proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():
+            # The child first, so that it imports its framework, loads the data and builds the
+            # model while this process opens the store and creates the run; it waits for the
+            # run's id (the second line) only when it first logs (child.py).
             started_at = time.time()  # the child's clock agrees: its child_start phase is measured from here
             proc = subprocess.Popen(
                 [sys.executable, "-m", "framework_arena.child"],
@@ -253,10 +248,35 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
                 env=environment(trial, os.environ),
             )
             assert proc.stdin is not None
-            message = {"trial": trial.as_dict(), "run_id": result.run_id, "offline_dir": offline, "cores": allocation.cores, "started_at": started_at}
-            proc.stdin.write(json.dumps(message).encode())
-            proc.stdin.close()
-            summary = _watch(proc, progress, result, sender, phases)
+            _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at})
+            if trial.tracking.enabled:
+                from framework_arena.tracking import MetricSender, RunHandle, offline_dir
+
+                run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
+                tags = _tags(trial, overrides)
+                if sweep is not None:
+                    twin = None if trial.rerun else run.find_finished(tags["arena.config_hash"])
+                    if twin is not None:  # resume: this exact trial already finished in this experiment
+                        _stop(proc)
+                        result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
+                        result.metrics = dict(twin.data.metrics)
+                        result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
+                        phases.mark("run_create")
+                        result.phases = phases.seconds
+                        return result
+                    tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
+                tags.update(allocation.tags())
+                result.run_id = run.start(name, tags, trial.as_dict())
+                result.tracking_uri = run.uri
+                offline = offline_dir(result.run_id)
+                sender = MetricSender(run.uri, result.run_id)
+            phases.mark("run_create")
+            _send(proc, {"run_id": result.run_id, "offline_dir": offline})
+            with suppress(BrokenPipeError):
+                proc.stdin.close()
+            title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
+            on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
+            summary = _watch(proc, progress, result, sender, phases, on_timed)
     except TrialInterrupted as e:
         _stop(proc)
         _close(sender, quiet=True)
@@ -289,6 +309,16 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result, trial, sweep, offline, phases)
     return result
+
+
+def _send(proc: subprocess.Popen[bytes], message: Mapping[str, Any]) -> None:
+    """One JSON line to the child's stdin (child.py reads them one at a time)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # the child ended already (an error in its start): its messages and exit code say why
 
 
 def _link_model(run: Any, result: TrialResult, model_id: str | None, trial: Trial) -> None:

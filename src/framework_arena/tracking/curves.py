@@ -9,14 +9,17 @@ if TYPE_CHECKING:
 
 
 def learning_curves(history: Sequence[Mapping[str, float]], title: str) -> Figure:
-    """Two panels, loss and accuracy, over ``history``'s epochs; the caller closes the figure."""
-    import matplotlib
+    """Two panels, loss and accuracy, over ``history``'s epochs.
 
-    matplotlib.use("Agg")  # no display in a child process or on a cluster node
-    import matplotlib.pyplot as plt
+    A bare ``Figure``, not pyplot: the launching process draws it (the Python API runs trials in
+    a user's notebook, whose pyplot backend must not change), nothing holds it once dropped, and
+    ``savefig`` renders it with Agg.
+    """
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), constrained_layout=True)
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
         ax.plot(epochs, [h[f"val_{metric}"] for h in history], "s-", label="validation")
@@ -26,10 +29,3 @@ def learning_curves(history: Sequence[Mapping[str, float]], title: str) -> Figur
         ax.legend()
     fig.suptitle(title)
     return fig
-
-
-def close_figure(fig: Figure) -> None:
-    """Frees ``fig`` (pyplot keeps every figure it made until closed)."""
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
