@@ -20,7 +20,8 @@ minutes favours none), the wall time of one process each, from its spawn to its 
 Figures per framework: ``tracked_vs_mlflow_script`` (median over rounds of tracked / mlflow_script
 of the same round, target <= 1.0, with ``ci90``: the 5th-95th percentiles over 1000 bootstrap
 resamples of the rounds) and ``tracked_minus_untracked_s`` (median of the per-round differences,
-target <= 2.5 s), and each variant's median. Ends with one JSON line per figure; the results file
+target <= 2.5 s), and each variant's median; the same again on CPU seconds (``*_cpu``: user +
+system of the process and its children), which other work on a shared machine disturbs far less. Ends with one JSON line per figure; the results file
 records the machine and the load average (on a shared machine every figure carries its noise).
 """
 
@@ -66,15 +67,21 @@ def command(variant: str, framework: str, folder: Path) -> list[str]:
     return [python(), os.path.abspath(__file__), "--worker", variant, "--framework", framework, "--uri", uri]
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, dict[str, float]]:
-    """Wall seconds from spawn to exit, and the phases an ``arena`` process printed (arena.json)."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds from spawn to exit, CPU seconds (user + system, the trial's child included:
+    arena waits for it), and the phases an ``arena`` process printed (arena.json)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=900)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited with {proc.returncode}")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    return seconds, (json.loads(lines[-1]).get("phases", {}) if lines else {})
+    return seconds, cpu, (json.loads(lines[-1]).get("phases", {}) if lines else {})
 
 
 # --- the two scripts without arena (run as --worker) -------------------------------------------
@@ -154,14 +161,18 @@ def _ci90(values: list[float], seed: int = 0) -> list[float]:
     return [round(stats[50], 3), round(stats[949], 3)]
 
 
-def figures_for(framework: str, rounds: list[dict[str, float]], phases: list[dict[str, float]]) -> list[dict[str, Any]]:
-    ratios = [r["tracked"] / r["mlflow_script"] for r in rounds]
-    diffs = [r["tracked"] - r["untracked"] for r in rounds]
-    out: list[dict[str, Any]] = [
-        {"figure": "tracked_vs_mlflow_script", "framework": framework, "value": round(med(ratios), 3), "target": "<= 1.0", "ci90": _ci90(ratios)},
-        {"figure": "tracked_minus_untracked_s", "framework": framework, "value": round(med(diffs), 2), "target": "<= 2.5", "ci90": _ci90(diffs)},
-    ]
-    out += [{"figure": f"{v}_s", "framework": framework, "value": round(med(r[v] for r in rounds), 2)} for v in VARIANTS]
+def figures_for(framework: str, rounds: list[dict[str, float]], cpu: list[dict[str, float]], phases: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """The wall-time figures with their targets, and the same on CPU seconds (``_cpu``), which a
+    loaded machine disturbs far less: its other processes lengthen the wall time, not the work."""
+    out: list[dict[str, Any]] = []
+    for suffix, per_round in (("", rounds), ("_cpu", cpu)):
+        ratios = [r["tracked"] / r["mlflow_script"] for r in per_round]
+        diffs = [r["tracked"] - r["untracked"] for r in per_round]
+        out += [
+            {"figure": f"tracked_vs_mlflow_script{suffix}", "framework": framework, "value": round(med(ratios), 3), "target": "<= 1.0", "ci90": _ci90(ratios)},
+            {"figure": f"tracked_minus_untracked{suffix}_s", "framework": framework, "value": round(med(diffs), 2), "target": "<= 2.5", "ci90": _ci90(diffs)},
+        ]
+        out += [{"figure": f"{v}{suffix}_s", "framework": framework, "value": round(med(r[v] for r in per_round), 2)} for v in VARIANTS]
     names = sorted({k for p in phases for k in p})
     out.append({"figure": "tracked_phases_s", "framework": framework, "value": {k: round(med(p.get(k, 0.0) for p in phases), 2) for k in names}})
     for f in out:
@@ -192,19 +203,21 @@ def main() -> None:
         for framework in args.frameworks:
             timed(command("tracked", framework, folder), folder)  # creates the store; warms the file cache
             per_round: list[dict[str, float]] = []
+            cpu_round: list[dict[str, float]] = []
             phases: list[dict[str, float]] = []
             for r in range(rounds):
                 order = list(VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)])
                 seconds: dict[str, float] = {}
+                cpu: dict[str, float] = {}
                 for variant in order:
-                    seconds[variant], printed = timed(command(variant, framework, folder), folder)
+                    seconds[variant], cpu[variant], printed = timed(command(variant, framework, folder), folder)
                     if variant == "tracked":
                         phases.append(printed)
                 per_round.append(seconds)
-                print(
-                    f"  {framework} round {r}: " + ", ".join(f"{v} {seconds[v]:.1f} s" for v in VARIANTS) + f" (load {os.getloadavg()[0]:.1f})", file=sys.stderr
-                )
-            figures += figures_for(framework, per_round, phases)
+                cpu_round.append(cpu)
+                line = ", ".join(f"{v} {seconds[v]:.1f} s ({cpu[v]:.1f} s CPU)" for v in VARIANTS)
+                print(f"  {framework} round {r}: {line} (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+            figures += figures_for(framework, per_round, cpu_round, phases)
     load_end = os.getloadavg()
     sections = [
         "## Figures",

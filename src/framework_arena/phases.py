@@ -31,7 +31,7 @@ CHILD = {
     "import": "the framework imported",
     "data": "the dataset loaded and split",
     "build": "spec, initial weights, trainer setup and build",
-    "tracking_start": "the child's MLflow logger, start tags and facts",
+    "tracking_start": "the run id awaited, the child's MLflow logger, start tags and facts",
     "training": "fit",
     "evaluation": "test evaluation (and the input pipeline alone, for streamed data)",
     "inference": "inference timing",

@@ -247,33 +247,36 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
                 stdout=subprocess.PIPE,
                 env=environment(trial, os.environ),
             )
-            assert proc.stdin is not None
             _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at})
-            if trial.tracking.enabled:
-                from framework_arena.tracking import MetricSender, RunHandle, offline_dir
+        # Outside the handler, as before the child existed: Ctrl-C while the run is being filled
+        # marks it KILLED (RunHandle.filling); a run that could not be created is not this
+        # trial's (``run`` stays None: nothing to finish), and the child is stopped below.
+        if trial.tracking.enabled:
+            from framework_arena.tracking import MetricSender, RunHandle, offline_dir
 
-                run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
-                tags = _tags(trial, overrides)
-                if sweep is not None:
-                    twin = None if trial.rerun else run.find_finished(tags["arena.config_hash"])
-                    if twin is not None:  # resume: this exact trial already finished in this experiment
-                        _stop(proc)
-                        result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
-                        result.metrics = dict(twin.data.metrics)
-                        result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
-                        phases.mark("run_create")
-                        result.phases = phases.seconds
-                        return result
-                    tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
-                tags.update(allocation.tags())
-                result.run_id = run.start(name, tags, trial.as_dict())
-                result.tracking_uri = run.uri
-                offline = offline_dir(result.run_id)
-                sender = MetricSender(run.uri, result.run_id)
-            phases.mark("run_create")
+            handle = RunHandle(trial.tracking.uri, trial.tracking.experiment)
+            tags = _tags(trial, overrides)
+            if sweep is not None:
+                twin = None if trial.rerun else handle.find_finished(tags["arena.config_hash"])
+                if twin is not None:  # resume: this exact trial already finished in this experiment
+                    _stop(proc)
+                    result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, handle.uri
+                    result.metrics = dict(twin.data.metrics)
+                    result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
+                    phases.mark("run_create")
+                    result.phases = phases.seconds
+                    return result
+                tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
+            tags.update(allocation.tags())
+            result.run_id = handle.start(name, tags, trial.as_dict())
+            run, result.tracking_uri = handle, handle.uri
+            offline = offline_dir(result.run_id)
+            sender = MetricSender(run.uri, result.run_id)
+        phases.mark("run_create")
+        with _signals_raise():
             _send(proc, {"run_id": result.run_id, "offline_dir": offline})
             with suppress(BrokenPipeError):
-                proc.stdin.close()
+                proc.stdin.close()  # type: ignore[union-attr]
             title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
             on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
             summary = _watch(proc, progress, result, sender, phases, on_timed)
@@ -287,7 +290,10 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
         _close(sender, quiet=True)
-        result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C while the run was being created, outside the handler
+            result.status, result.reason, result.message = "KILLED", "signal", "stopped by SIGINT"
+        else:
+            result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
         _finish(run, result, trial, sweep, offline, phases)
         raise
     finally:
