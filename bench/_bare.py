@@ -65,7 +65,7 @@ class BareTensorFlow(Bare):
         from framework_arena.trainers._tf_optim import make_optimizer
         from framework_arena.trainers.tensorflow import _Net
 
-        net = _Net(spec, weights)
+        net = self.net = _Net(spec, weights)  # kept: trial_cost.py's MLflow script logs it as the arena does
         opt = make_optimizer(optim, net.trainable_variables)
         x_spec = tf.TensorSpec([None, *spec.input_shape], tf.float32)
 

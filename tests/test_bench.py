@@ -103,3 +103,12 @@ def test_input_pipeline_smoke_gives_every_figure(tmp_path: Path) -> None:
     assert 0.5 * ratio < figures["stream_ratio"]["value"] < 2 * ratio  # the paired median, near the pooled one
     text = out.read_text()
     assert "## Machine" in text and "Load average" in text and "| torch |" in text and '"figure": "stream_ratio"' in text
+
+
+def test_trial_cost_parses_its_arguments() -> None:
+    # The benchmark itself runs four processes per framework and round (minutes): only its arguments are checked here.
+    proc = subprocess.run([sys.executable, str(BENCH / "trial_cost.py"), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tracked_vs_mlflow_script" in proc.stdout and "--quick" in proc.stdout and "--frameworks" in proc.stdout
+    bad = subprocess.run([sys.executable, str(BENCH / "trial_cost.py"), "--frameworks", "caffe"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'caffe'" in bad.stderr

@@ -67,3 +67,13 @@ def test_idx_missing_path_and_files_are_named(tmp_path: Path) -> None:
         data.check_idx_path(str(tmp_path / "nope"))
     with pytest.raises(data.DataError, match="train-images-idx3-ubyte"):
         data.check_idx_path(str(tmp_path))
+
+
+def test_digits_read_from_the_bundled_file_equal_scikit_learns_loader() -> None:
+    from sklearn.datasets import load_digits
+
+    from framework_arena.data import digits_arrays
+
+    images, target = digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)

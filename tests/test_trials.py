@@ -17,7 +17,7 @@ import pytest
 from conftest import FRAMEWORKS, compose, framework_id, framework_overrides
 from mlflow.tracking import MlflowClient
 
-from framework_arena.metric_names import METRICS
+from framework_arena.metric_names import known
 from framework_arena.runner import TrialResult, run_trial
 from framework_arena.tracking import RunHandle
 
@@ -101,8 +101,12 @@ def test_trial_learns_and_is_fully_tracked(trials, case: tuple[str, str], tmp_pa
     assert 0 <= m["speed/compile_time_s"] <= m["speed/time_to_first_step_s"]
     assert m["infer/latency_ms_p95"] >= m["infer/latency_ms_p50"]
     assert "memory/gpu_peak_mb" not in m  # on a CPU
-    assert set(m) <= set(METRICS), set(m) - set(METRICS)  # every metric in a section (metric_names.py)
+    assert all(known(k) for k in m), [k for k in m if not known(k)]  # every metric in a section (metric_names.py)
     assert tags["arena.compile"] == ("xla" if backend == "jax" else "off") and tags["arena.precision"] == "fp32"
+    # where the wall time went, each process's phases within its own time
+    phases = {k: v for k, v in m.items() if k.startswith("phase/")}
+    assert {"phase/run_create_s", "phase/training_s", "phase/model_logging_s", "phase/total_s"} <= set(phases) and min(phases.values()) >= 0
+    assert phases["phase/training_s"] <= phases["phase/child_s"] + phases["phase/run_create_s"] <= phases["phase/total_s"]
     # artifacts
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"config.yaml", "plots/learning_curves.png", "debug_probe.txt"} <= artifacts

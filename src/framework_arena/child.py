@@ -6,9 +6,13 @@ before any framework is imported. A plain subprocess rather than ``multiprocessi
 same inside joblib's loky workers, Ray workers and submitit jobs, whose start methods and
 ``__main__`` modules a spawned ``multiprocessing`` child would inherit.
 
-Protocol: the resolved trial arrives as one JSON object on stdin (``trial``: the
-:class:`~framework_arena.trial.Trial`'s config, ``run_id``, ``offline_dir``); nothing is resolved
-or validated again here. Messages go back as JSON lines on the original stdout
+Protocol: two JSON lines arrive on stdin. The first, at once: ``trial`` (the
+:class:`~framework_arena.trial.Trial`'s config; nothing is resolved or validated again here),
+``cores`` and ``started_at``. The second once the launcher has created the run: ``run_id`` (null
+when untracked) and ``offline_dir``. So this process imports its framework, loads the data and
+builds the model while the launcher opens the store and creates the run, and reads the second
+line only when it first logs. A first line that holds ``run_id`` already is the whole message
+(``bench/overhead.py`` starts untracked children so). Messages go back as JSON lines on the original stdout
 (:data:`framework_arena.contracts.MESSAGES`). Anything the frameworks print is moved to stderr so
 it cannot corrupt that channel.
 """
@@ -22,6 +26,8 @@ import sys
 import time
 import traceback
 from typing import IO, TYPE_CHECKING, Any, Mapping
+
+from framework_arena.phases import Phases
 
 if TYPE_CHECKING:
     from framework_arena.trial import Trial
@@ -100,26 +106,57 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _train(trial: Trial, run_id: str | None, conn: _Channel, offline_dir: str | None = None, cores: list[int] | None = None) -> dict[str, Any]:
+class _Run:
+    """The run the launcher creates while this process starts: its id comes on stdin's second line.
+
+    :meth:`logger` reads it (waiting, if the launcher is still creating the run) and opens the
+    run's logger, None when the trial is untracked.
+    """
+
+    def __init__(self, trial: Trial, stdin: IO[str], first: Mapping[str, Any]) -> None:
+        self.trial = trial
+        self.stdin = stdin
+        self.first = first if "run_id" in first else None
+        self.opened = False
+        self.run_logger: Any = None
+
+    def logger(self) -> Any:
+        if self.opened:
+            return self.run_logger
+        self.opened = True
+        message = self.first
+        if message is None:
+            line = self.stdin.readline()
+            if not line:  # the launcher could not create the run and stops this process
+                raise SystemExit(1)
+            message = json.loads(line)
+        if message.get("run_id"):
+            from framework_arena.tracking import RunLogger
+
+            self.run_logger = RunLogger(str(self.trial.tracking.uri), message["run_id"], message.get("offline_dir"))
+        return self.run_logger
+
+    def close(self, raise_if_lost: bool = True) -> None:
+        if self.run_logger:
+            self.run_logger.close(raise_if_lost)
+
+
+def _train(trial: Trial, run: _Run, conn: _Channel, cores: list[int] | None = None, phases: Phases | None = None) -> dict[str, Any]:
     from framework_arena.trainers import get_trainer
 
+    phases = phases or Phases()
     start = time.perf_counter()
     trainer_cls = get_trainer(trial.framework)  # imports the framework
     import_time = time.perf_counter() - start
-
-    logger = None
-    if run_id:
-        from framework_arena.tracking import RunLogger
-
-        logger = RunLogger(str(trial.tracking.uri), run_id, offline_dir)
+    phases.mark("import")
     try:
-        summary = _trial(trial, trainer_cls, import_time, logger, conn, cores or _affinity())
+        summary = _trial(trial, trainer_cls, import_time, run, conn, cores or _affinity(), phases)
     except BaseException:
-        if logger:
-            logger.close(raise_if_lost=False)  # the trial's own error is the one to report
+        run.close(raise_if_lost=False)  # the trial's own error is the one to report
         raise
-    if logger:
-        logger.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
+    run.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
+    phases.mark("close")
+    summary["phases"] = phases.seconds
     return summary
 
 
@@ -150,14 +187,11 @@ def _affinity() -> list[int]:
     return affinity()
 
 
-def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn: _Channel, cores: list[int]) -> dict[str, Any]:
+def _trial(trial: Trial, trainer_cls: Any, import_time: float, run: _Run, conn: _Channel, cores: list[int], phases: Phases) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import machine, models
     from framework_arena.contention import Meter
     from framework_arena.probe import shape_bug
-
-    if logger and trial.tracking.system_metrics:
-        logger.start_system_metrics()
 
     if trial.data["name"] == "shards":
         from framework_arena import shards
@@ -165,12 +199,17 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         data = shards.load(trial.data)
     else:
         data = data_mod.load(trial.data, trial.data["split_seed"])
+    phases.mark("data")
     spec = models.build_spec(trial.model, data.input_shape, data.num_classes, data.vocab_size)
     tr = trial.trainer
-    trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, logger is not None), trial.backend)
+    trainer = trainer_cls(spec, models.init_weights(spec, tr.seed), _settings(trial, trial.tracking.enabled), trial.backend)
 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
+    phases.mark("build")
+    logger = run.logger()  # the first request of this process: the launcher has created the run meanwhile
+    if logger and trial.tracking.system_metrics:
+        logger.start_system_metrics()
     visuals = None
     if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()
         from framework_arena.visuals import TrialVisuals
@@ -184,10 +223,12 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
         logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
+    phases.mark("tracking_start" if logger else "build")
     meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
     meter.start()
     trainer.fit(data, visuals.wrap(reporter, logger) if visuals else reporter)
     contention, contention_tags = meter.stop()  # over fit as a whole (contention.py)
+    phases.mark("training")
     machine_tags = machine.tags(cores, trial.framework, trial.backend, str(info.get("device", "cpu")))
     if logger:
         logger.set_tags({**contention_tags, **machine_tags})
@@ -196,7 +237,10 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     input_figures = _input_bound(trainer, data, reporter.end_logs, logger) if data.streamed else {}
 
     test_loss, test_accuracy = trainer.evaluate(data.test.x, data.test.y)
+    phases.mark("evaluation")
     inference = trainer.measure_inference(data.test.x if len(data.test.y) else data.train.x, tr.inference_runs, tr.inference_batch_size)
+    phases.mark("inference")
+    conn.send(["timed", {}])  # nothing is timed from here on: the launcher draws the learning curves meanwhile
     # Logged here, once: model/num_params went with on_train_begin and the start-up times with on_train_end.
     final = {
         "test/loss": test_loss,
@@ -214,8 +258,8 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
     summary: dict[str, Any] = {"metrics": {**last_epoch, **reporter.end_logs, "model/num_params": float(info["num_params"]), **final}, "info": info}
     if logger:
         logger.log_metrics(final, step=tr.epochs)
-        logger.log_learning_curves(reporter.history, f"{trial.framework} {trial.model['name']} on {trial.data['name']}")
         visuals.finish(logger, (data.test.x if len(data.test.y) else data.train.x)[:1], step=tr.epochs)
+        phases.mark("final_logging")
         if trial.tracking.log_model:
             example = data.test.x[:5]
             from framework_arena.identity import flatten
@@ -226,12 +270,14 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, logger: Any, conn
             summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs, name=name, params=params)
             # The launcher links every final metric to it, its own late ones included (runner._link_model).
             summary["model_id"] = logger.model_id
+            phases.mark("model_logging")
     # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
     clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
     summary["metrics"].update(clarity)
     if logger:
         logger.log_metrics(clarity, step=tr.epochs)
         logger.log_text(probe_message, "debug_probe.txt")
+    phases.mark("probe")
     return summary
 
 
@@ -262,21 +308,40 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8"))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework prints go to stderr
-    message = json.load(sys.stdin)
+    message = json.loads(sys.stdin.readline())
+    phases = Phases()
+    # From the launcher's clock at the start of this process: the interpreter's start-up and the trial's arrival.
+    phases.add("child_start", time.time() - message.get("started_at", time.time()))
     cores = message.get("cores") or []
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)  # before the framework starts its thread pools
     try:
         from framework_arena.trial import Trial
 
-        summary = _train(Trial.from_config(message["trial"]), message["run_id"], channel, message.get("offline_dir"), cores)
+        trial = Trial.from_config(message["trial"])
+        summary = _train(trial, _Run(trial, sys.stdin, message), channel, cores, phases)
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.contracts import NonFiniteLossError
 
         reason = "nan_loss" if isinstance(e, NonFiniteLossError) else getattr(e, "arena_reason", "exception")
-        channel.send(["error", {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}])
-        sys.exit(1)
+        error = {"reason": reason, "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc(), "phases": phases.seconds}
+        channel.send(["error", error])
+        _exit(1)
     channel.send(["result", summary])
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Ends the process without the interpreter's teardown.
+
+    Everything is logged and sent by now; the teardown only unloads the framework, MLflow and
+    their imports, which took 3 to 10 s of a 1-epoch torch trial's wall time here (the
+    ``exit`` phase, 2026-11, a loaded 2-core machine). No atexit hook of this process has work
+    left: the logger is closed, no fluent run is active.
+    """
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,9 @@ class TrackingConfig:
     experiment: str = "framework-arena"
     run_name: Optional[str] = None  # default: <framework>[-<backend>]-<model>-<data>-s<seed>
     log_model: bool = True
+    # plots/learning_curves.png per trial; false saves a short trial the plot's import and drawing
+    # (the phase/plots_s figure, about 1 s on 2 cores); the choice is a param like every key here.
+    plots: bool = True
     # An unreachable server fails a trial in about timeout_s * (retries + 1) plus a few seconds of
     # back-off, instead of MLflow's 120 s * 7 retries (MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES).
     timeout_s: int = 10
@@ -189,6 +192,7 @@ class SweepConfig:
     direction: str = "maximize"
     rerun: bool = False  # in a sweep, train again even when a FINISHED run has the same config_hash
     json: bool = False  # print the trial's result as one JSON line on stdout (logs go to stderr)
+    phases: bool = False  # print where the trial's wall time went (its phase/* metrics) as a table at the end
 
 
 @dataclass

@@ -86,6 +86,7 @@ MESSAGES = {
     "begin": '["begin", info]: the model is built (on_train_begin info)',
     "step": '["step", step, logs]: train/loss_running every tracking.log_every_n_steps steps',
     "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and speed/epoch_samples_per_s past the warm-up',
-    "result": '["result", summary]: {"metrics": ..., "info": ..., "model_uri": ..., "model_id": the LoggedModel\'s id}; the child then exits 0',
-    "error": '["error", {"reason", "type", "message", "traceback"}]; the child then exits 1',
+    "timed": '["timed", {}]: nothing is timed after this (training, evaluation and inference are done)',
+    "result": '["result", summary]: {"metrics": ..., "info": ..., "model_uri": ..., "model_id": the LoggedModel\'s id, "phases": its wall time by phase}; the child then exits 0',
+    "error": '["error", {"reason", "type", "message", "traceback", "phases"}]; the child then exits 1',
 }

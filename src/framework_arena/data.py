@@ -90,12 +90,31 @@ def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, test_fraction: flo
     return out[0], out[1], out[2]
 
 
-def _digits(cfg: Mapping[str, Any], seed: int) -> Dataset:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits, read from the file it ships, without importing scikit-learn.
 
-    bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1)
-    y = bunch.target.astype(np.int64)
+    ``sklearn.datasets.load_digits`` is ``np.loadtxt`` of ``sklearn/datasets/data/digits.csv.gz``
+    (64 pixel columns, then the label); importing scikit-learn for it pulls in SciPy, about 3 s
+    of CPU per trial here (2026-11). ``tests/test_data.py`` checks the arrays equal ``load_digits``'s.
+
+    Returns:
+        images ``(1797, 8, 8)`` with values 0-16, and labels ``(1797,)``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # a top-level package: found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("Expected scikit-learn installed for data=digits (its bundled digits file). Received: no module named sklearn")
+    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
+def _digits(cfg: Mapping[str, Any], seed: int) -> Dataset:
+    images, target = digits_arrays()  # bundled with scikit-learn: no download
+    x = (images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1)
+    y = target.astype(np.int64)
     train, val, test = _split(x, y, cfg["val_fraction"], cfg["test_fraction"], seed)
     return Dataset("digits", train, val, test, 10)
 

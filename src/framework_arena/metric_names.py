@@ -87,10 +87,19 @@ SECTIONED_ONLY: tuple[str, ...] = (
 #: Every sectioned name: the renamed ones in the order above, then the new ones.
 METRICS: tuple[str, ...] = (*RENAMED.values(), *SECTIONED_ONLY)
 
+#: Sections whose names another owner writes: ``phase/<name>_s`` (phases.py, one per phase it
+#: times) and MLflow's own ``system/`` (tracking.system_metrics).
+SECTIONS_ELSEWHERE = ("phase/", "system/")
+
 #: The section of a sweep parent's best value of its objective: ``best/val/accuracy``.
 BEST = "best/"
 
 V = TypeVar("V")
+
+
+def known(name: str) -> bool:
+    """Whether ``name`` is a sectioned name the arena writes (here, or in a section owned elsewhere)."""
+    return name in METRICS or name.startswith(SECTIONS_ELSEWHERE) or name.startswith(BEST)
 
 
 def current_name(name: str) -> str:

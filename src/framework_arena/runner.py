@@ -16,9 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from framework_arena.child import environment
 from framework_arena.cores import Allocation, allocate
 from framework_arena.metric_names import current
+from framework_arena.phases import Phases, as_metrics
 from framework_arena.secrets import redact_text
 from framework_arena.sweep import SweepContext
 from framework_arena.trial import Trial, resolve_trial
@@ -52,6 +53,8 @@ class TrialResult:
     cores: list[int] = field(default_factory=list)  # the cores it ran on (arena.cores)
     cores_shared: bool = False  # other trials held some of them (arena.cores_shared)
     offline_dir: str | None = None  # set when the server lost part of the run: what it lacks is kept there (arena-sync)
+    phases: dict[str, float] = field(default_factory=dict)  # the launcher's wall time by phase (phases.LAUNCHER)
+    child_phases: dict[str, float] = field(default_factory=dict)  # the child's (phases.CHILD), overlapping the launcher's
 
 
 class TrialInterrupted(BaseException):
@@ -141,33 +144,59 @@ def _messages(proc: subprocess.Popen[bytes]) -> Iterator[list[Any]]:
                 yield json.loads(line)
 
 
-def _watch(proc: subprocess.Popen[bytes], progress: _Progress, result: TrialResult, sender: Any = None) -> dict[str, Any] | None:
+def _watch(
+    proc: subprocess.Popen[bytes],
+    progress: _Progress,
+    result: TrialResult,
+    sender: Any = None,
+    phases: Phases | None = None,
+    on_timed: Callable[[list[dict[str, float]]], None] | None = None,
+) -> dict[str, Any] | None:
     """Relays the child's messages until it exits; returns its summary, or None.
 
-    ``sender`` (a :class:`~framework_arena.tracking.MetricSender`) gets the step and epoch metrics.
+    ``sender`` (a :class:`~framework_arena.tracking.MetricSender`) gets the step and epoch metrics;
+    ``on_timed`` gets the epochs' logs once the child has timed everything it times (the
+    learning curves are drawn then, beside the child's model export, never beside its timing);
+    ``phases`` closes ``child`` at the child's last message and ``exit`` when it has exited.
     """
+    phases = phases or Phases()
+    history: list[dict[str, float]] = []
     summary = None
     for msg in _messages(proc):
         if msg[0] == "step":
             if sender is not None:
                 sender.add(msg[2], msg[1])
         elif msg[0] == "epoch":
+            history.append({"epoch": msg[1], **msg[2]})
             result.metrics.update(msg[2])
             progress.epoch(msg[2])
             if sender is not None:
                 sender.add(msg[2], msg[1])
+        elif msg[0] == "timed" and on_timed is not None and history:
+            phases.mark("child")
+            on_timed(history)
+            phases.mark("plots")
         elif msg[0] == "result":
             summary = msg[1]
+            result.child_phases = dict(summary.pop("phases", {}))
+            phases.mark("child")
         elif msg[0] == "error":
             err = msg[1]
             result.status, result.reason = "FAILED", err["reason"]
             result.message = f"{err['type']}: {err['message']}"
             result.traceback = err["traceback"]
+            result.child_phases = dict(err.get("phases", {}))
+            phases.mark("child")
+    # The rest of the child's life after its last message is its exit; a child that died without one spent it all as the child.
+    phases.mark("exit" if "child" in phases.seconds else "child")
     proc.wait()
+    phases.mark("exit")
     return summary
 
 
-def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None, slot: int = 0) -> TrialResult:
+def run_trial(
+    cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[str] = (), sweep: SweepContext | None = None, slot: int = 0, launch_s: float | None = None
+) -> TrialResult:
     """Runs one trial in a fresh child process and tracks it.
 
     Args:
@@ -178,82 +207,104 @@ def run_trial(cfg: Trial | DictConfig | Mapping[str, Any], overrides: Sequence[s
             and it is skipped when a FINISHED run with the same config hash exists.
         slot: which share of the cores to try first (``cores.allocate``): a parallel job's number
             modulo the trials running at once.
+        launch_s: the seconds this process spent before the trial (start-up, composition): the
+            ``launch`` phase; None where the process ran other jobs before (a multirun).
 
     Returns:
         The trial's result; raises :class:`~framework_arena.errors.ConfigError` before creating
         anything when a value is wrong, and :class:`TrialInterrupted` after marking the run KILLED.
     """
+    phases = Phases()
+    if launch_s is not None:
+        phases.add("launch", launch_s)
     trial = cfg if isinstance(cfg, Trial) else resolve_trial(cfg)
     from framework_arena.tracking import http_settings
 
     # The trial's cores, held until it ends (released by the kernel if this process dies); the
     # server's timeouts for this process and the child, fail-fast when it is gone, for the trial only.
     with allocate(trial.trainer.threads, slot) as allocation, http_settings(trial.config["tracking"] if trial.tracking.enabled else {}):
-        return _run(trial, overrides, sweep, allocation)
+        return _run(trial, overrides, sweep, allocation, phases)
 
 
-def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, allocation: Allocation) -> TrialResult:
+def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, allocation: Allocation, phases: Phases) -> TrialResult:
     name = trial.run_name
     result = TrialResult(status="RUNNING", run_name=name, cores=allocation.cores, cores_shared=allocation.shared)
 
     run = None
     offline = None
     sender = None
-    if trial.tracking.enabled:
-        from framework_arena.tracking import MetricSender, RunHandle, offline_dir
-
-        run = RunHandle(trial.tracking.uri, trial.tracking.experiment)
-        tags = _tags(trial, overrides)
-        if sweep is not None:
-            if not trial.rerun:
-                twin = run.find_finished(tags["arena.config_hash"])
-                if twin is not None:  # resume: this exact trial already finished in this experiment
-                    result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, run.uri
-                    result.metrics = current(twin.data.metrics)
-                    result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
-                    return result
-            tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
-        tags.update(allocation.tags())
-        result.run_id = run.start(name, tags, trial.as_dict())
-        result.tracking_uri = run.uri
-        offline = offline_dir(result.run_id)
-        sender = MetricSender(run.uri, result.run_id)
-
     start = time.perf_counter()
     progress = _Progress(redact_text(name), trial.trainer.epochs)
     proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():
+            # The child first, so that it imports its framework, loads the data and builds the
+            # model while this process opens the store and creates the run; it waits for the
+            # run's id (the second line) only when it first logs (child.py).
+            started_at = time.time()  # the child's clock agrees: its child_start phase is measured from here
             proc = subprocess.Popen(
                 [sys.executable, "-m", "framework_arena.child"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=environment(trial, os.environ),
             )
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": result.run_id, "offline_dir": offline, "cores": allocation.cores}).encode())
-            proc.stdin.close()
-            summary = _watch(proc, progress, result, sender)
+            _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at})
+        # Outside the handler, as before the child existed: Ctrl-C while the run is being filled
+        # marks it KILLED (RunHandle.filling); a run that could not be created is not this
+        # trial's (``run`` stays None: nothing to finish), and the child is stopped below.
+        if trial.tracking.enabled:
+            from framework_arena.tracking import MetricSender, RunHandle, offline_dir
+
+            handle = RunHandle(trial.tracking.uri, trial.tracking.experiment)
+            tags = _tags(trial, overrides)
+            if sweep is not None:
+                twin = None if trial.rerun else handle.find_finished(tags["arena.config_hash"])
+                if twin is not None:  # resume: this exact trial already finished in this experiment
+                    _stop(proc)
+                    result.status, result.run_id, result.tracking_uri = "SKIPPED", twin.info.run_id, handle.uri
+                    result.metrics = current(twin.data.metrics)
+                    result.message = f"run {twin.info.run_id} already FINISHED with config_hash {tags['arena.config_hash']}"
+                    phases.mark("run_create")
+                    result.phases = phases.seconds
+                    return result
+                tags.update({"mlflow.parentRunId": sweep.parent_run_id, "arena.sweep_id": sweep.sweep_id})
+            tags.update(allocation.tags())
+            result.run_id = handle.start(name, tags, trial.as_dict())
+            run, result.tracking_uri = handle, handle.uri
+            offline = offline_dir(result.run_id)
+            sender = MetricSender(run.uri, result.run_id)
+        phases.mark("run_create")
+        with _signals_raise():
+            _send(proc, {"run_id": result.run_id, "offline_dir": offline})
+            with suppress(BrokenPipeError):
+                proc.stdin.close()  # type: ignore[union-attr]
+            title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
+            on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
+            summary = _watch(proc, progress, result, sender, phases, on_timed)
     except TrialInterrupted as e:
         _stop(proc)
         _close(sender, quiet=True)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
-        _finish(run, result, trial, sweep, offline)
+        _finish(run, result, trial, sweep, offline, phases)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
         _close(sender, quiet=True)
-        result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
-        _finish(run, result, trial, sweep, offline)
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C while the run was being created, outside the handler
+            result.status, result.reason, result.message = "KILLED", "signal", "stopped by SIGINT"
+        else:
+            result.status, result.reason, result.message = "FAILED", "exception", f"arena failed while running the trial: {e!r}"
+        _finish(run, result, trial, sweep, offline, phases)
         raise
     finally:
         progress.close()
     try:
         _close(sender)
+        phases.mark("metrics_flush")
     except Exception as e:  # strict mode: a request MLflow refused; the run still gets a status
         result.status, result.reason, result.message = "FAILED", "exception", f"arena could not send the metrics: {e!r}"
-        _finish(run, result, trial, sweep, offline)
+        _finish(run, result, trial, sweep, offline, phases)
         raise
     result.seconds = time.perf_counter() - start
     if summary is not None and proc.returncode == 0:
@@ -263,8 +314,18 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
         _link_model(run, result, summary.get("model_id"), trial)
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
-    _finish(run, result, trial, sweep, offline)
+    _finish(run, result, trial, sweep, offline, phases)
     return result
+
+
+def _send(proc: subprocess.Popen[bytes], message: Mapping[str, Any]) -> None:
+    """One JSON line to the child's stdin (child.py reads them one at a time)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # the child ended already (an error in its start): its messages and exit code say why
 
 
 def _link_model(run: Any, result: TrialResult, model_id: str | None, trial: Trial) -> None:
@@ -309,13 +370,16 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None, offline: str | None) -> None:
-    """Records the run's description and why a trial did not finish, then sets its final status.
+def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | None, offline: str | None, phases: Phases) -> None:
+    """Records the run's description, why a trial did not finish and where its time went
+    (``phase/*``), then sets its final status.
 
     Every request goes through the run's guard (tracking.policy): a failed description or tag
     never keeps the run from its status; a lost server does, and then the message says so.
     """
     if run is None:
+        phases.mark("finish")
+        result.phases = phases.seconds
         return
     guard = run.guard
     tags = _note(run, result, trial, sweep)
@@ -325,6 +389,10 @@ def _finish(run: Any, result: TrialResult, trial: Trial, sweep: SweepContext | N
         guard.call("record the run's description and outcome", run.set_tags, tags)
     if result.status != "FINISHED" and result.traceback:
         guard.call("log error.txt", run.log_text, result.traceback, "error.txt")
+    phases.mark("finish")
+    result.phases = phases.seconds
+    figures = as_metrics({**result.child_phases, **result.phases, "total": sum(result.phases.values())})
+    guard.call("record where the time went", run.log_metrics, figures)
     guard.call(f"mark the run {result.status}", run.end, result.status)
     if (guard.lost is not None or result.reason == "tracking") and offline:
         _keep_outcome(run, result, tags, offline)

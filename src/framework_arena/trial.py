@@ -93,6 +93,7 @@ class Tracking:
     experiment: str
     run_name: str | None
     log_model: bool
+    plots: bool
     timeout_s: int
     retries: int
     log_every_n_steps: int

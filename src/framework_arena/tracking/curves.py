@@ -9,14 +9,17 @@ if TYPE_CHECKING:
 
 
 def learning_curves(history: Sequence[Mapping[str, float]], title: str) -> Figure:
-    """Two panels, loss and accuracy, over ``history``'s epochs; the caller closes the figure."""
-    import matplotlib
+    """Two panels, loss and accuracy, over ``history``'s epochs.
 
-    matplotlib.use("Agg")  # no display in a child process or on a cluster node
-    import matplotlib.pyplot as plt
+    A bare ``Figure``, not pyplot: the launching process draws it (the Python API runs trials in
+    a user's notebook, whose pyplot backend must not change), nothing holds it once dropped, and
+    ``savefig`` renders it with Agg.
+    """
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), constrained_layout=True)
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, [h[f"train/{metric}"] for h in history], "o-", label="train")
         ax.plot(epochs, [h[f"val/{metric}"] for h in history], "s-", label="validation")
@@ -26,13 +29,6 @@ def learning_curves(history: Sequence[Mapping[str, float]], title: str) -> Figur
         ax.legend()
     fig.suptitle(title)
     return fig
-
-
-def close_figure(fig: Figure) -> None:
-    """Frees ``fig`` (pyplot keeps every figure it made until closed)."""
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 #: One band over seeds: the lowest and highest trial at each epoch (with two or three seeds, a
@@ -46,12 +42,10 @@ def seed_curves(groups: Mapping[str, Mapping[str, Sequence[tuple[int, float, flo
     Args:
         groups: label -> metric (``val/accuracy``, ``val/loss``) -> rows ``(epoch, mean, low, high, n)``.
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(11, 4.2), constrained_layout=True)  # a bare Figure, as learning_curves (the sweep may run in a notebook)
+    axes = fig.subplots(1, 2)
     for ax, (metric, name) in zip(axes, (("val/accuracy", "validation accuracy"), ("val/loss", "validation loss"))):
         for i, (label, curves) in enumerate(groups.items()):
             rows = curves.get(metric) or []

@@ -109,6 +109,22 @@ class RunHandle:
     def log_artifacts(self, folder: str) -> None:
         self.client.log_artifacts(self.run_id, folder)
 
+    def log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str, offline_dir: str | None = None) -> None:
+        """Logs ``plots/learning_curves.png`` through :attr:`guard`; kept in ``offline_dir/plots``
+        when the server is lost (``arena-sync`` uploads it). A plot never breaks a trial."""
+        from pathlib import Path
+
+        from framework_arena.tracking.curves import learning_curves
+
+        try:
+            fig = learning_curves(history, title)
+            self.guard.call("log the learning curves", self.client.log_figure, self.run_id, fig, "plots/learning_curves.png")
+            if self.guard.lost is not None and offline_dir:
+                (Path(offline_dir) / "plots").mkdir(parents=True, exist_ok=True)
+                fig.savefig(Path(offline_dir) / "plots" / "learning_curves.png")
+        except Exception as e:  # noqa: BLE001 - a plot never breaks a trial in production
+            self.guard.failed("plot the learning curves", e)
+
     def end(self, status: str) -> None:
         """Sets the final status: ``FINISHED``, ``FAILED`` or ``KILLED``."""
         self.client.set_terminated(self.run_id, RunStatus.to_string(STATUS[status]))

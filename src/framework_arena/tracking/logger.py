@@ -7,13 +7,12 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from framework_arena.secrets import redact_text
-from framework_arena.tracking.curves import close_figure, learning_curves
 from framework_arena.tracking.flavors import log_model, save_model
 from framework_arena.tracking.policy import Guard, unavailable
 from framework_arena.tracking.store import metric_batch, param_batch, tag_batch
@@ -27,16 +26,16 @@ log = logging.getLogger(__name__)
 
 
 class RunLogger:
-    """The child's logger for one run id: tags at the start, the final figures, the learning
-    curves and the model at the end. Training metrics go to the parent
+    """The child's logger for one run id: tags at the start, the final figures and the model at
+    the end (the launcher draws the learning curves from the epochs it relays). Training metrics go to the parent
     (:class:`~framework_arena.tracking.MetricSender`); :meth:`keep` records them here for the
     offline copy.
 
     It logs through ``MlflowClient`` only: no fluent active run, whose ``atexit`` hook would mark
     a crashed child FINISHED. Every request goes through :attr:`guard`: when the server stops
     answering, the logger makes no further request (training goes on, undelayed) and keeps the
-    trial on disk in ``offline_dir`` instead: ``metrics.json`` (every metric and tag, with steps),
-    the learning curves and the model in its MLflow flavor's format. :meth:`close` then raises
+    trial on disk in ``offline_dir`` instead: ``metrics.json`` (every metric and tag, with steps)
+    and the model in its MLflow flavor's format. :meth:`close` then raises
     :class:`~framework_arena.errors.TrackingUnavailable` naming that folder.
 
     Args:
@@ -126,18 +125,6 @@ class RunLogger:
         )
         if self._monitor is not None:
             self._monitor.start()
-
-    def log_learning_curves(self, history: Sequence[Mapping[str, float]], title: str) -> None:
-        """Logs ``plots/learning_curves.png`` (kept in ``offline_dir/plots`` when the server is lost)."""
-        try:
-            fig = learning_curves(history, title)
-            self.guard.call("log the learning curves", self.client.log_figure, self.run_id, fig, "plots/learning_curves.png")
-            if self.lost is not None:
-                (self.offline_dir / "plots").mkdir(parents=True, exist_ok=True)
-                fig.savefig(self.offline_dir / "plots" / "learning_curves.png")
-            close_figure(fig)
-        except Exception as e:  # noqa: BLE001 - a plot never breaks a trial in production
-            self.guard.failed("plot the learning curves", e)
 
     def log_model(
         self, export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, step: int, name: str = "model", params: Mapping[str, Any] | None = None

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from framework_arena.metric_names import flat_name
-from framework_arena.tracking.curves import BAND, close_figure, seed_curves
+from framework_arena.tracking.curves import BAND, seed_curves
 
 if TYPE_CHECKING:
     from framework_arena.tracking.handle import RunHandle
@@ -64,9 +64,5 @@ def log_seed_curves(handle: RunHandle, rows: Sequence[Mapping[str, Any]], title:
             for epoch, mean, low, high, n in points:
                 csv.write(f'"{label}",{key},{epoch},{mean!r},{low!r},{high!r},{n}\n')
     handle.log_text(csv.getvalue(), "seed_curves.csv")
-    fig = seed_curves(curves, f"{title}: mean over seeds, band {BAND}")
-    try:
-        handle.client.log_figure(handle.run_id, fig, "plots/seed_curves.png")
-    finally:
-        close_figure(fig)
+    handle.client.log_figure(handle.run_id, seed_curves(curves, f"{title}: mean over seeds, band {BAND}"), "plots/seed_curves.png")
     return curves
