@@ -220,6 +220,16 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     page.goto(f"{server}/#/experiments/{sweep['experiment'].experiment_id}/runs/{other.info.run_id}")
     expect(page.get_by_text(f"a trial of parent run {parent.info.run_id}", exact=False)).to_be_visible()
 
+    # The sweep's parent: one seed-aggregated curve per framework (tracking/seeds.py) renders.
+    page.goto(f"{server}/#/experiments/{sweep['experiment'].experiment_id}/runs/{parent.info.run_id}")
+    page.get_by_role("tab", name="Artifacts").click()
+    page.get_by_text("plots", exact=True).click()
+    page.get_by_text("seed_curves.png", exact=True).click()
+    image = page.get_by_role("img", name="plots/seed_curves.png")
+    expect(image).to_be_visible()
+    assert image.evaluate("e => e.naturalWidth") > 0, "the seed-aggregated plot did not load"
+    page.screenshot(path=shots / "7-sweep-seed-curves.png")
+
 
 def _show_more(page: Any) -> None:
     """Expands a long description (the UI folds it after a few lines)."""
