@@ -197,12 +197,7 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
     page.screenshot(path=shots / "4-trial-charts.png")
 
     # Its artifacts: the learning-curve plot renders.
-    page.get_by_role("tab", name="Artifacts").click()
-    page.get_by_text("plots", exact=True).click()
-    page.get_by_text("learning_curves.png", exact=True).click()
-    image = page.get_by_role("img", name="plots/learning_curves.png")
-    expect(image).to_be_visible()
-    assert image.evaluate("e => e.naturalWidth") > 0, "the learning-curve plot did not load"
+    _see_plot(page, "learning_curves.png")
     page.screenshot(path=shots / "5-trial-artifacts.png")
 
     # Its model, named after the trial (issue 16): the logged model's page lists the MLmodel file.
@@ -222,13 +217,20 @@ def test_sweep_tree_trial_description_charts_and_model(page: Any, server: str, s
 
     # The sweep's parent: one seed-aggregated curve per framework (tracking/seeds.py) renders.
     page.goto(f"{server}/#/experiments/{sweep['experiment'].experiment_id}/runs/{parent.info.run_id}")
+    _see_plot(page, "seed_curves.png")
+    page.screenshot(path=shots / "7-sweep-seed-curves.png")
+
+
+def _see_plot(page: Any, name: str) -> None:
+    """Opens the run's ``plots/<name>`` in the Artifacts tab and checks that the image loaded."""
+    from playwright.sync_api import expect
+
     page.get_by_role("tab", name="Artifacts").click()
     page.get_by_text("plots", exact=True).click()
-    page.get_by_text("seed_curves.png", exact=True).click()
-    image = page.get_by_role("img", name="plots/seed_curves.png")
+    page.get_by_text(name, exact=True).click()
+    image = page.get_by_role("img", name=f"plots/{name}")
     expect(image).to_be_visible()
-    assert image.evaluate("e => e.naturalWidth") > 0, "the seed-aggregated plot did not load"
-    page.screenshot(path=shots / "7-sweep-seed-curves.png")
+    assert image.evaluate("e => e.naturalWidth") > 0, f"plots/{name} did not load"
 
 
 def _show_more(page: Any) -> None:
