@@ -222,7 +222,11 @@ def train() -> None:
     """``arena``: the Hydra app over :func:`train_job`. A single run then ends its process without
     the interpreter's teardown, which only unloads MLflow, Hydra and their imports: 4 to 5 s of a
     1-epoch trial's wall time on this 2-core machine (2026-11, loaded). Log handlers are flushed
-    first. A multirun ends normally: its launcher's workers (joblib, Ray) stop in atexit hooks.
+    first. A multirun ends normally: its launcher's workers (joblib, Ray) stop in atexit hooks, and
+    skipped they would outlive it holding its stdout (a caller reading to the end would wait for
+    loky's 5-minute idle timeout). A multirun may come from the command line (``-m``) or from a
+    config (``experiment=scaling`` sets ``hydra.mode``), so what decides is whether this process
+    still has children once the app returned.
     """
     argv = sys.argv[1:]
     if any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in argv):
@@ -233,6 +237,10 @@ def train() -> None:
         _train_app()
     except SystemExit as e:
         code = e.code
+    import psutil
+
+    if psutil.Process().children():  # a launcher's workers (a multirun set in a config): their atexit hooks stop them
+        sys.exit(code)
     if isinstance(code, str):  # sys.exit("message") prints the message and exits 1
         print(code, file=sys.stderr)
         code = 1
