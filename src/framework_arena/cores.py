@@ -26,9 +26,10 @@ import logging
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any, Iterator, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,28 @@ class Allocation:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+@contextmanager
+def pinned(cores: Sequence[int]) -> Iterator[None]:
+    """Runs this process's own work for a trial on the trial's cores, then restores its affinity.
+
+    The launching side works while its trial runs: it creates the run while the child imports,
+    relays and sends the metrics, draws the learning curves while the child exports the model.
+    Unpinned, that work lands on a parallel trial's core (joblib, Ray local) and slows it: a
+    parallel Keras trial ran at 0.67 of its speed alone (bench/fairness.py), and a trial's speed
+    figures were screened out as contended. Threads and processes started meanwhile (the metric
+    sender) inherit the cores; the child sets its own to the same ones.
+    """
+    if not hasattr(os, "sched_setaffinity"):  # not Linux: no affinity to set (allocate knows no cores either)
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def allocate(threads: int, slot: int = 0) -> Allocation:

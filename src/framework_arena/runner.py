@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from framework_arena.child import environment
-from framework_arena.cores import Allocation, allocate
+from framework_arena.cores import Allocation, allocate, pinned
 from framework_arena.metric_names import current
 from framework_arena.phases import Phases, as_metrics
 from framework_arena.secrets import redact_text
@@ -222,7 +222,11 @@ def run_trial(
 
     # The trial's cores, held until it ends (released by the kernel if this process dies); the
     # server's timeouts for this process and the child, fail-fast when it is gone, for the trial only.
-    with allocate(trial.trainer.threads, slot) as allocation, http_settings(trial.config["tracking"] if trial.tracking.enabled else {}):
+    with (
+        allocate(trial.trainer.threads, slot) as allocation,
+        pinned(allocation.cores),  # this process's work for the trial stays off a parallel trial's cores
+        http_settings(trial.config["tracking"] if trial.tracking.enabled else {}),
+    ):
         return _run(trial, overrides, sweep, allocation, phases)
 
 
