@@ -8,6 +8,8 @@ import pytest
 from conftest import run_arena
 from mlflow.tracking import MlflowClient
 
+from framework_arena.phases import CHILD, LAUNCHER
+
 
 @pytest.mark.slow
 def test_default_run_from_an_empty_folder(tmp_path: Path) -> None:
@@ -25,24 +27,11 @@ def test_default_run_from_an_empty_folder(tmp_path: Path) -> None:
     assert run.data.tags["arena.overrides"] == "trainer.epochs=3 arena.phases=true"
     # where the wall time went: every phase of both processes, each process's phases within its own time
     phases = {k.removeprefix("phase/").removesuffix("_s"): v for k, v in run.data.metrics.items() if k.startswith("phase/")}
-    launcher = ("launch", "run_create", "child", "plots", "exit", "metrics_flush", "finish")
-    child = (
-        "child_start",
-        "import",
-        "data",
-        "build",
-        "tracking_start",
-        "training",
-        "evaluation",
-        "inference",
-        "final_logging",
-        "model_logging",
-        "probe",
-    )
+    launcher, child = tuple(LAUNCHER), tuple(CHILD)  # every phase phases.py names, in its order
     assert set(launcher) | set(child) | {"total"} <= set(phases), sorted(phases)
     assert all(v >= 0 for v in phases.values()), phases
     assert sum(phases[k] for k in launcher) == pytest.approx(phases["total"], rel=1e-6)
-    assert sum(v for k, v in phases.items() if k in child or k == "close") <= phases["run_create"] + phases["child"] + phases["plots"] + 0.5
+    assert sum(phases[k] for k in child) <= phases["run_create"] + phases["child"] + phases["plots"] + 0.5
     # what the run itself lasted holds every launcher phase after its creation
     assert sum(phases[k] for k in launcher[2:]) <= (run.info.end_time - run.info.start_time) / 1000 + 0.5
     assert "Where the trial's wall time went" in out and "model_logging" in out  # the table, printed
