@@ -53,6 +53,7 @@ def test_exception_in_the_child_fails_the_run_and_keeps_the_traceback(store: str
 def _start_slow_trial(tmp_path: Path, store: str) -> tuple[psutil.Popen, psutil.Process]:
     """Starts ``arena`` on a long trial; returns it and its child once an epoch is tracked."""
     exe = Path(__import__("sys").executable).with_name("arena")
+    MlflowClient(store).search_experiments()  # the schema made before arena starts: the test's plain client takes no turn (store.open_client)
     proc = psutil.Popen([str(exe), *SLOW_TRIAL, f"tracking.uri={store}"], cwd=tmp_path)
     client = MlflowClient(store)
     deadline = time.monotonic() + 180

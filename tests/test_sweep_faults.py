@@ -139,8 +139,9 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
             return [r for r in found if not status or r.info.status == status]
 
         def first_done_second_training() -> bool:
-            done = [r for r in trials("FINISHED") if r.data.params["trainer.epochs"] == "1"]
-            long = [r for r in trials("RUNNING") if r.data.params["trainer.epochs"] == "12"]
+            # .get: a run just created has its params a request later
+            done = [r for r in trials("FINISHED") if r.data.params.get("trainer.epochs") == "1"]
+            long = [r for r in trials("RUNNING") if r.data.params.get("trainer.epochs") == "12"]
             return bool(done) and bool(long) and bool(client.get_metric_history(long[0].info.run_id, "val/accuracy"))
 
         _wait("the first trial finished and the second training", first_done_second_training, proc)
@@ -180,7 +181,7 @@ def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_i
 
     def trials(status: str = "", epochs: str = "") -> list:
         found = client.search_runs([exp.experiment_id], "tags.`arena.kind` = 'trial'")
-        return [r for r in found if (not status or r.info.status == status) and (not epochs or r.data.params["trainer.epochs"] == epochs)]
+        return [r for r in found if (not status or r.info.status == status) and (not epochs or r.data.params.get("trainer.epochs") == epochs)]
 
     try:
         _wait(

@@ -7,13 +7,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
 
 from framework_arena.errors import TrackingUnavailable
 from framework_arena.identity import flatten
 from framework_arena.secrets import redact, redact_text
 from framework_arena.tracking.policy import Guard
-from framework_arena.tracking.store import ensure_experiment, metric_batch, param_batch, resolve_uri, tag_batch
+from framework_arena.tracking.store import ensure_experiment, metric_batch, open_client, param_batch, resolve_uri, tag_batch
 
 STATUS = {"FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED, "KILLED": RunStatus.KILLED}
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class RunHandle:
 
     def __init__(self, uri: str, experiment: str | None = None, run_id: str = "", experiment_id: str | None = None) -> None:
         self.uri = resolve_uri(uri)
-        self.client = MlflowClient(self.uri)
+        self.client = open_client(self.uri)
         self.run_id = run_id
         self.experiment = experiment or ("" if run_id or experiment_id else "framework-arena")  # named in a 403
         self.guard = Guard(self.uri, run_id)

@@ -7,11 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from framework_arena.metric_names import flat_name
 from framework_arena.tracking.policy import Guard
-from framework_arena.tracking.store import resolve_uri
+from framework_arena.tracking.store import open_client, resolve_uri
 
 NOTHING = "Nothing was compared."
 
@@ -33,7 +32,7 @@ class Reader:
         self.uri = resolve_uri(uri)
         self.guard = Guard(self.uri)
         with self.guard.required(NOTHING):  # a SQLite store is opened (and checked) here: locked, or not a database
-            self.client = MlflowClient(self.uri)
+            self.client = open_client(self.uri)
         self.names: dict[str, str] = {}  # experiment id -> name, for the messages
 
     def experiment_ids(self, names: Sequence[str]) -> dict[str, str | None]:

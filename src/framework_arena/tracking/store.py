@@ -23,6 +23,64 @@ MAX_TAG_LENGTH = 5000  # the smallest tag-value limit among MLflow's stores
 EXPERIMENT_TAGS = {"arena.kind": "trials", NOTE_TAG: EXPERIMENT_NOTE, "mlflow.experimentKind": "custom_model_development"}
 
 
+def open_client(uri: str, wait_s: float = 120.0) -> MlflowClient:
+    """``MlflowClient(uri)``, safe when other processes open the same fresh SQLite store at once.
+
+    MLflow migrates a SQLite store's schema when a client opens it. Two processes opening a new
+    file together (a parallel sweep's first trials, arena beside an MLflow UI or a notebook) ran
+    the migrations over each other and failed (``duplicate column name``, ``No such constraint``).
+    Arena's own processes take turns through an exclusive ``flock`` on the database file (SQLite
+    itself uses POSIX locks, which ``flock`` does not touch); against any other process, a failure
+    inside the migrations is retried until the other one has finished (then nothing is left to
+    migrate). Other stores, and other errors (a locked or broken file), raise at once.
+    """
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") and ":memory:" not in uri else ""
+    if not path:
+        return MlflowClient(uri)
+    deadline = time.monotonic() + wait_s
+    with _turn(Path(path)):
+        while True:
+            try:
+                return MlflowClient(uri)
+            except Exception as e:
+                if not _in_migration(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+@contextmanager
+def _turn(path: Path) -> Iterator[None]:
+    """Holds an exclusive flock on ``path`` (created empty, which SQLite reads as a new database)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a missing folder or no permission: MLflow's own error says so
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _in_migration(error: BaseException) -> bool:
+    """Whether ``error`` came out of MLflow's schema migrations (and not from a held lock)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if "database is locked" in str(seen):
+            return False
+        tb = seen.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if "db_migrations" in name or f"{os.sep}alembic{os.sep}" in name:
+                return True
+            tb = tb.tb_next
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def ensure_experiment(client: MlflowClient, name: str) -> str:
     """Returns the experiment id for ``name``, creating it once (artifacts beside a SQLite file)."""
     exp = client.get_experiment_by_name(name)
