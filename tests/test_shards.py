@@ -162,6 +162,8 @@ def test_blocks_cut_into_batches_are_the_epoch_batches(small: Path, monkeypatch:
     rows = [blocks.read(b) for b in blocks.table]
     y = np.concatenate([r[1] for r in rows])
     cuts = np.cumsum([0, *blocks.batch_sizes * 2])  # rebatch: the sizes cycle once per epoch
+    cut = list(shards.rebatch(rows, blocks.batch_sizes * 2, np.concatenate))  # torch's and low-level TF's cutting
+    assert [len(b[1]) for b in cut] == blocks.batch_sizes * 2
     for epoch in (0, 1):
         epoch_batches = split.batches(100, seed=3, epoch=epoch)
         for i in range(len(epoch_batches)):
@@ -170,6 +172,7 @@ def test_blocks_cut_into_batches_are_the_epoch_batches(small: Path, monkeypatch:
             assert np.array_equal(x_i, x_ref) and np.array_equal(y_i, y_ref)
             k = epoch * 15 + i
             assert np.array_equal(y[cuts[k] : cuts[k + 1]], y_ref), (epoch, i)
+            assert np.array_equal(cut[k][0], x_ref) and np.array_equal(cut[k][1], y_ref), (epoch, i)
 
 
 def test_num_samples_trains_on_the_first_rows_and_is_resolved_from_the_manifest(small: Path) -> None:

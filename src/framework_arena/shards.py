@@ -30,7 +30,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -412,6 +412,26 @@ class Blocks:
         """The rows of one ``table`` row ``(epoch, shard, offset, rows)`` as new arrays."""
         epoch, shard, offset, rows = (int(v) for v in block)
         return self.split.gather(self._plan(epoch).block(shard, offset, rows))
+
+
+def rebatch(blocks: Iterable[tuple[Any, Any]], sizes: Iterable[int], concat: Callable[[list[Any]], Any]) -> Iterator[tuple[Any, Any]]:
+    """Cuts blocks ``(x, y)``, in order, into batches of ``sizes`` (``tf.data``'s ``rebatch``, in Python).
+
+    A batch inside one block is a view of it (a slice); one spanning two blocks is joined with
+    ``concat`` (``np.concatenate``, ``torch.cat``). Ends when the sizes or the blocks do.
+    """
+    wanted = iter(sizes)
+    size, xs, ys, have = next(wanted, 0), [], [], 0
+    for x, y in blocks:
+        start = 0
+        while size and start < len(y):
+            take = min(size - have, len(y) - start)
+            xs.append(x[start : start + take])
+            ys.append(y[start : start + take])
+            have, start = have + take, start + take
+            if have == size:
+                yield (xs[0], ys[0]) if len(xs) == 1 else (concat(xs), concat(ys))
+                size, xs, ys, have = next(wanted, 0), [], [], 0
 
 
 def batch_signature(y: np.ndarray) -> int:

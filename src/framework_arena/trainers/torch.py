@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class _Blocks(torch.utils.data.Dataset):
 
     The DataLoader takes it with ``batch_size=None``; with workers each reads whole blocks (about
     4 MiB, one fancy index into a memory-mapped shard) and the loader hands them over in index
-    order, pinned on a GPU; :func:`_rebatch` cuts them into the shared batches. One item per batch
+    order, pinned on a GPU; :func:`shards.rebatch` cuts them into the shared batches. One item per batch
     cost the loader's per-item work (fetch, convert, a profiler range) on every step: 6% of the
     default MLP's step on CPU, more than the reads themselves.
     """
@@ -55,25 +55,6 @@ class _Blocks(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.blocks.read(self.blocks.table[index])
         return torch.from_numpy(x), torch.from_numpy(y)
-
-
-def _rebatch(blocks: Iterable[tuple[torch.Tensor, torch.Tensor]], sizes: Sequence[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Cuts blocks, in order, into batches of ``sizes`` (``tf.data``'s ``rebatch``, for torch).
-
-    A batch inside one block is a view of it; one spanning two blocks is concatenated.
-    """
-    wanted = iter(sizes)
-    size, xs, ys, have = next(wanted, 0), [], [], 0
-    for x, y in blocks:
-        start = 0
-        while size and start < len(y):
-            take = min(size - have, len(y) - start)
-            xs.append(x[start : start + take])
-            ys.append(y[start : start + take])
-            have, start = have + take, start + take
-            if have == size:
-                yield (xs[0], ys[0]) if len(xs) == 1 else (torch.cat(xs), torch.cat(ys))
-                size, xs, ys, have = next(wanted, 0), [], [], 0
 
 
 class TorchTrainer(Trainer):
@@ -138,9 +119,9 @@ class TorchTrainer(Trainer):
         )
 
     def input_pipeline(self, split: shards.StreamedSplit, epoch: int) -> Any:
-        """The epoch's batches: the loader's blocks cut by :func:`_rebatch`."""
+        """The epoch's batches: the loader's blocks cut by :func:`shards.rebatch`."""
         s = self.settings
-        return _rebatch(self.loader(split, epoch), split.batches(s.batch_size, s.seed, epoch).plan.sizes())
+        return shards.rebatch(self.loader(split, epoch), split.batches(s.batch_size, s.seed, epoch).plan.sizes(), torch.cat)
 
     def _fit_streamed(self, data: Dataset, callback: Callback) -> None:
         s = self.settings
