@@ -86,13 +86,19 @@ def test_shootout_sweep_on_joblib_then_resume(shootout: Path, tmp_path: Path) ->
     assert {r["run_id"] for r in _summary_rows(client, second, tmp_path / "2")} == {r.info.run_id for r in children}
 
 
-def test_rerun_switch_trains_again(tmp_path: Path) -> None:
-    args = ["-m", "trainer.epochs=1", "arena.rerun=true"]
+def test_rerun_switch_trains_again_and_plots_off_draws_nothing(tmp_path: Path) -> None:
+    # tracking.plots=false rides along (two sweeps already run here): no learning curves on the
+    # trials, no seed curves on the parents, and the choice recorded as a param.
+    args = ["-m", "trainer.epochs=1", "arena.rerun=true", "tracking.plots=false"]
     for _ in range(2):
         proc = run_arena(args, tmp_path, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    _, parents, trials = _runs(tmp_path)
+    client, parents, trials = _runs(tmp_path)
     assert len(trials) == 2 and all(len(_children(trials, p)) == 1 for p in parents)
+    for run in trials + parents:
+        assert client.list_artifacts(run.info.run_id, "plots") == [], run.data.tags.get("arena.kind")
+    assert {r.data.params["tracking.plots"] for r in trials} == {"False"}
+    assert all(r.data.metrics["trials/finished"] == 1 for r in parents)  # the summary ran, only the plot was left out
 
 
 def test_failing_trial_is_contained_and_sets_the_exit_code(tmp_path: Path) -> None:

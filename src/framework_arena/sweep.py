@@ -106,13 +106,14 @@ class Sweep:
         sweep_dir: ``hydra.sweep.dir``, where the summary is also written.
     """
 
-    def __init__(self, run: Any, context: SweepContext, sweep_dir: str, objective: str = "", direction: str = "maximize") -> None:
+    def __init__(self, run: Any, context: SweepContext, sweep_dir: str, objective: str = "", direction: str = "maximize", plots: bool = True) -> None:
         from framework_arena.tracking import Guard
 
         self.run = run
         self.context = context
         self.sweep_dir = sweep_dir
         self.objective, self.direction = objective, direction  # for the summary :meth:`abort` writes
+        self.plots = plots  # tracking.plots: the seed curves too (matplotlib's import and drawing, 1-2 s per sweep)
         # At exit nobody is left to raise to; the summary's requests use ``required``.
         self.guard = Guard(run.uri, run.run_id, raising=False)
         self.ended = False
@@ -163,7 +164,7 @@ class Sweep:
         context = SweepContext(run.run_id, sweep_id, run.uri)
         os.environ.update({PARENT_ENV: context.parent_run_id, SWEEP_ENV: sweep_id, URI_ENV: run.uri})
         log.info("Sweep %s: parent run %s in %s", sweep_id, run.run_id, redact_text(run.uri))
-        sweep = cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"])
+        sweep = cls(run, context, str(hydra_cfg["sweep"]["dir"]), cfg["arena"]["objective"], cfg["arena"]["direction"], bool(tracking.get("plots", True)))
         sweep.restore_http = restore_http
         return sweep
 
@@ -267,7 +268,8 @@ class Sweep:
         summary = {"sweep_summary.csv": _csv(rows), "sweep_summary.md": _markdown(rows, counts, best, objective)}
         for name, text in summary.items():
             run.log_text(text, name)
-        _seed_curves(run, rows, parent.info.run_name)
+        if self.plots:
+            _seed_curves(run, rows, parent.info.run_name)
         if best is not None:
             run.log_metrics({BEST + objective: best["objective"]})
             run.set_tags({"arena.best_run_id": best["run_id"], "arena.best_overrides": best["overrides"]})
