@@ -50,7 +50,14 @@ HOG_S = 300  # a hog never outlives this, even if the benchmark is killed
 
 def _arena(args: list[str], folder: Path, experiment: str, timeout: float = 600) -> None:
     exe = Path(sys.executable).with_name("arena")
-    cmd = [str(exe), *args, f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.experiment={experiment}", "tracking.log_model=false", "tracking.plots=false"]
+    cmd = [
+        str(exe),
+        *args,
+        f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+        f"tracking.experiment={experiment}",
+        "tracking.log_model=false",
+        "tracking.plots=false",
+    ]
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
