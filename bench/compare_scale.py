@@ -13,6 +13,7 @@ seconds of both (figure workers included: on a busy machine wall time also measu
 and one JSON line per figure; writes bench/results/compare_scale.md.
 
     python bench/compare_scale.py --runs 100000 --store /tmp/scale100k   # keeps the store for the next try
+                                                                         # results: bench/results/compare_scale-100000.md
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def main() -> None:
     figures = {"search_runs_s": s, "compare_s": c, "compare_search_ratio": ratio, "compare_peak_rss_mb": peak, "compare_search_cpu_ratio": cc / cs}
     for k, v in figures.items():
         print(json.dumps({"bench": "compare_scale", "figure": k, "value": round(v, 4), "runs": args.runs}))
-    out = Path(__file__).with_name("results") / "compare_scale.md"
+    # One file per size: a 100,000-run measurement does not overwrite the default 10,000-run one.
+    out = Path(__file__).with_name("results") / ("compare_scale.md" if args.runs == 10000 else f"compare_scale-{args.runs}.md")
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         f"# compare_scale\n\n`python bench/compare_scale.py --runs {args.runs} --repeats {args.repeats}`, {time.strftime('%Y-%m-%d')}\n\n"
