@@ -128,6 +128,7 @@ def main() -> None:
     mach = machine()
     print(f"fairness --{name}: {len(affinity())} usable cores, load average {mach['loadavg']}", file=sys.stderr)
     results: dict[str, dict[str, list[list[dict[str, Any]]]]] = {}
+    began = time.perf_counter()  # --quick's target is a duration (< 5 min): recorded with the figures
     with tempfile.TemporaryDirectory(prefix="arena-fairness-") as tmp:
         folder = Path(tmp)
         os.environ["ARENA_CORES_DIR"] = str(folder / "cores")  # this benchmark's own core locks
@@ -158,7 +159,10 @@ def main() -> None:
             figures.append({"figure": label, "framework": framework, "value": sum(x["contended"] for x in trials), "of": len(trials)})
         figures.append({"figure": "alone_samples_per_s", "framework": framework, "value": round(med(runs[0]["samples_per_s"] for runs in cases["alone"]))})
     load_end = os.getloadavg()
+    took = time.perf_counter() - began
     sections = [
+        f"Took {took:.0f} s ({took / 60:.1f} min).",
+        "",
         "## Figures",
         "",
         *(

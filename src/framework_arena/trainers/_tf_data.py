@@ -4,8 +4,9 @@ Blocks of rows (``shards.Blocks``: about 4 MiB each, within one shard) are read 
 (``num_parallel_calls=AUTOTUNE``; one ``numpy_function`` per block gathers its rows from the
 memory-mapped shard), kept in order (``deterministic=True``: the shared order), cut into batches
 by ``rebatch`` (the sizes cycle once per epoch, so no batch spans two epochs) and prefetched
-(``AUTOTUNE``); or, for low-level TensorFlow's eager loop, cut in Python (:func:`block_batches`). The order is the shared plan's rather than ``Dataset.shuffle().batch()``'s, whose
-buffer-based shuffle no other framework could reproduce.
+(``AUTOTUNE``): Keras' input (:func:`block_dataset`). Low-level TensorFlow's eager loop cuts the
+blocks in Python instead (:func:`block_batches`). The order is the shared plan's rather than
+``Dataset.shuffle().batch()``'s, whose buffer-based shuffle no other framework could reproduce.
 
 Why blocks: a ``numpy_function`` call per batch (each holding the GIL, each handed over by
 ``tf.data``) made streamed training half as fast as in memory (bench/input_pipeline.py: 0.50).
