@@ -620,3 +620,66 @@ def test_histories_read_in_bulk_and_figures_drawn_by_workers_are_the_ones_drawn_
     assert (tmp_path / "here" / "report.html").read_text() == (tmp_path / "workers" / "report.html").read_text()
     crit = list(csv.DictReader(io.StringIO((tmp_path / "here" / "criteria.csv").read_text())))
     assert any(r["criterion"] == "time_to_target" and r["value"] not in ("", "nan") for r in crit)  # the histories were read
+
+
+def test_runs_read_from_the_sql_tables_are_the_runs_mlflow_search_finds(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: on a SQL store Reader.pages reads the runs from the tables (no ORM objects); for
+    every filter compare builds, and a user's, it gives what search_runs gives: the same runs in
+    the same order with the same params, tags and latest metrics, over several chunks and pages."""
+    from framework_arena.compare.query import TRIAL_FILTER
+    from framework_arena.tracking import Reader
+    from framework_arena.tracking import reader as reader_mod
+
+    runs = {
+        g: [{"test/accuracy": 0.5 + 0.1 * s, "speed/samples_per_s": 100.0 * (s + 1), "param:data.name": "digits"} for s in range(4)]
+        for g in ("torch", "tensorflow", "keras-jax")
+    }
+    runs["torch"][1]["speed/samples_per_s"] = float("nan")
+    client = _plant(store, runs)
+    exp = client.get_experiment_by_name("planted").experiment_id
+    running = client.create_run(exp, run_name="still-running", tags={"arena.kind": "trial", "arena.framework": "torch"})
+    client.delete_run(client.create_run(exp, tags={"arena.kind": "trial", "arena.framework": "torch"}).info.run_id)
+    client.set_terminated(client.create_run(exp, tags={"arena.kind": "sweep"}).info.run_id, "FINISHED")
+    two = [r.info.run_id for r in client.search_runs([exp], max_results=2)]
+
+    filters = [
+        TRIAL_FILTER,
+        "",
+        f"{TRIAL_FILTER} and params.`trainer.seed` = '2'",
+        "metrics.`test/accuracy` > 0.65 and tags.`arena.framework` LIKE 'ker%'",
+        f"attributes.run_id IN ('{two[0]}', '{two[1]}')",
+        f"attributes.status != 'FINISHED' and attributes.run_id = '{running.info.run_id}'",
+        "params.`data.name` = 'digits' and metrics.`speed/samples_per_s` >= 200",
+    ]
+    monkeypatch.setattr(Reader, "PAGE", 5)
+    monkeypatch.setattr(Reader, "BULK_RUNS", 3)  # several chunks and pages out of 15 runs
+    reader = Reader(store)
+
+    search_runs = reader.client.search_runs
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the SQL read fell back to search_runs")
+
+    def seen(sql: bool, filter_string: str, limit: int) -> list[tuple]:
+        monkeypatch.setattr(reader_mod, "SQL_READS", sql)
+        monkeypatch.setattr(reader.client, "search_runs", refused if sql else search_runs)  # each path really taken
+        found = [
+            (r.info.run_id, r.info.run_name, r.info.status, r.data.params, r.data.tags, {k: repr(v) for k, v in r.data.metrics.items()})
+            for page in reader.pages([exp], filter_string, limit)
+            for r in page
+        ]
+        assert len(found) <= limit
+        return found
+
+    for filter_string in filters:
+        for limit in (1000, 7):
+            mlflow_found = seen(False, filter_string, limit)
+            assert mlflow_found, filter_string  # every filter here matches something
+            assert seen(True, filter_string, limit) == mlflow_found, (filter_string, limit)
+    assert len(seen(True, TRIAL_FILTER, 1000)) == 12  # finished trials only: not the running, deleted or sweep run
+    errors = []
+    for sql in (False, True):  # a wrong filter fails as search_runs fails, with its message
+        with pytest.raises(Exception) as raised:
+            seen(sql, "params.x = 1", 10)
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1] and "quoted string" in errors[0]

@@ -13,6 +13,10 @@ from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import open_client, resolve_uri
 
 NOTHING = "Nothing was compared."
+#: Read runs from a SQL store's tables (:func:`_sql_pages`) rather than through ``search_runs``;
+#: False gives MLflow's own search everywhere (the test of the two paths switches it).
+SQL_READS = True
+_UNSUPPORTED: list[Any] = []  # the first page of a filter _sql_pages leaves to MLflow
 
 
 class Reader:
@@ -52,9 +56,23 @@ class Reader:
 
     def pages(self, experiment_ids: Sequence[str], filter_string: str, max_results: int, order_by: Sequence[str] = ()) -> Iterator[list[Any]]:
         """The runs of :meth:`search`, one page (up to :attr:`PAGE` runs) at a time: a caller that
-        keeps only what it needs of each page never holds every run's MLflow entity at once."""
-        count, token = 0, None
+        keeps only what it needs of each page never holds every run's MLflow entity at once.
+
+        On a SQL store, in MLflow's default order, the runs are read by :func:`_sql_pages`: the
+        same runs and the same entities, about 15 times faster than ``search_runs`` at 10,000 runs."""
+        engine = getattr(self.client._tracking_client.store, "engine", None)  # SqlAlchemyStore only
         label = ", ".join(self.names.get(i, i) for i in experiment_ids)
+        if engine is not None and not order_by and SQL_READS:
+            sql = _sql_pages(engine, experiment_ids, filter_string, max_results, self.PAGE, self.BULK_RUNS)
+            with self.guard.required(NOTHING, label, "READ"):
+                found = next(sql, None)
+            if found is not _UNSUPPORTED:  # else a filter only MLflow's search evaluates: below
+                while found is not None:
+                    yield found
+                    with self.guard.required(NOTHING, label, "READ"):
+                        found = next(sql, None)
+                return
+        count, token = 0, None
         while count < max_results:
             with self.guard.required(NOTHING, label, "READ"):
                 page = self.client.search_runs(
@@ -119,3 +137,64 @@ class Reader:
                 rows = bulk(ids[i : i + self.BULK_RUNS], logged, sys.maxsize)  # no cap: a history is never cut short
             for row in rows:
                 out[row.run_id][key].append((row.step, row.value))
+
+
+def _sql_pages(engine: Any, experiment_ids: Sequence[str], filter_string: str, max_results: int, page: int, chunk: int) -> Iterator[list[Any]]:
+    """The active runs of ``experiment_ids`` matching ``filter_string``, in ``search_runs``' default
+    order (start time descending, then run id), as MLflow ``Run`` entities, ``page`` at a time.
+
+    Why not ``search_runs``: on a SQL store it builds an ORM object per run, param, tag and metric
+    and expires them all on commit: 13 s for 10,000 runs on 2 cores, 70% of ``arena-compare``'s time
+    (bench/compare_scale.py). Here the ids come from the ``runs`` table in that order, the params,
+    tags and latest metrics of ``chunk`` runs at a time in one query each (plain rows), and the
+    filter is MLflow's own ``SearchUtils.filter`` (the file store's semantics). The first item is
+    ``_UNSUPPORTED`` for a filter this cannot evaluate (datasets: MLflow then searches).
+    """
+    import sqlalchemy as sa
+    from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
+    from mlflow.utils.search_utils import SearchUtils
+
+    parsed = SearchUtils.parse_search_filter(filter_string)  # a wrong filter raises as search_runs would
+    if max_results <= 0:
+        return
+    if any(clause.get("type") == "dataset" for clause in parsed):
+        yield _UNSUPPORTED
+        return
+    ids_in = sa.bindparam("ids", expanding=True)
+    # A connection per query, none held between pages: on SQLite an open read would keep a sweep
+    # writing to the same store waiting while the caller works on a page.
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT run_uuid, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, name FROM runs"
+                " WHERE experiment_id IN :ids AND lifecycle_stage = 'active' ORDER BY start_time DESC, run_uuid"
+            ).bindparams(ids_in),
+            {"ids": [int(i) for i in experiment_ids]},
+        ).all()
+    out: list[Any] = []
+    found = 0
+    for start in range(0, len(rows), chunk):
+        infos = rows[start : start + chunk]
+        ids = [r[0] for r in infos]
+        params: dict[str, list[Param]] = {i: [] for i in ids}
+        tags: dict[str, list[RunTag]] = {i: [] for i in ids}
+        metrics: dict[str, list[Metric]] = {i: [] for i in ids}
+        with engine.connect() as conn:
+            for run_id, key, value in conn.execute(sa.text("SELECT run_uuid, key, value FROM params WHERE run_uuid IN :ids").bindparams(ids_in), {"ids": ids}):
+                params[run_id].append(Param(key, value))
+            for run_id, key, value in conn.execute(sa.text("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN :ids").bindparams(ids_in), {"ids": ids}):
+                tags[run_id].append(RunTag(key, value))
+            query = "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN :ids"
+            for run_id, key, value, timestamp, step, is_nan in conn.execute(sa.text(query).bindparams(ids_in), {"ids": ids}):
+                metrics[run_id].append(Metric(key, float("nan") if is_nan else value, timestamp, step))
+        runs = [Run(RunInfo(r[0], str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]), RunData(metrics[r[0]], params[r[0]], tags[r[0]])) for r in infos]
+        for run in SearchUtils.filter(runs, filter_string):
+            out.append(run)
+            found += 1
+            if found >= max_results or len(out) >= page:
+                yield out
+                out = []
+            if found >= max_results:
+                return
+    if out:
+        yield out
