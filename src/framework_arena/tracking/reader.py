@@ -63,7 +63,7 @@ class Reader:
         engine = getattr(self.client._tracking_client.store, "engine", None)  # SqlAlchemyStore only
         label = ", ".join(self.names.get(i, i) for i in experiment_ids)
         if engine is not None and not order_by and SQL_READS:
-            sql = _sql_pages(engine, experiment_ids, filter_string, max_results, self.PAGE, self.BULK_RUNS)
+            sql = _sql_pages(engine, experiment_ids, filter_string, max_results, self.BULK_RUNS)
             with self.guard.required(NOTHING, label, "READ"):
                 found = next(sql, None)
             if found is not _UNSUPPORTED:  # else a filter only MLflow's search evaluates: below
@@ -139,9 +139,10 @@ class Reader:
                 out[row.run_id][key].append((row.step, row.value))
 
 
-def _sql_pages(engine: Any, experiment_ids: Sequence[str], filter_string: str, max_results: int, page: int, chunk: int) -> Iterator[list[Any]]:
+def _sql_pages(engine: Any, experiment_ids: Sequence[str], filter_string: str, max_results: int, chunk: int) -> Iterator[list[Any]]:
     """The active runs of ``experiment_ids`` matching ``filter_string``, in ``search_runs``' default
-    order (start time descending, then run id), as MLflow ``Run`` entities, ``page`` at a time.
+    order (start time descending, then run id), as MLflow ``Run`` entities, a page per ``chunk``
+    runs read (the caller reduces each page before the next is built: memory stays flat).
 
     Why not ``search_runs``: on a SQL store it builds an ORM object per run, param, tag and metric
     and expires them all on commit: 13 s for 10,000 runs on 2 cores, 70% of ``arena-compare``'s time
@@ -171,7 +172,6 @@ def _sql_pages(engine: Any, experiment_ids: Sequence[str], filter_string: str, m
             ).bindparams(ids_in),
             {"ids": [int(i) for i in experiment_ids]},
         ).all()
-    out: list[Any] = []
     found = 0
     for start in range(0, len(rows), chunk):
         infos = rows[start : start + chunk]
@@ -188,13 +188,9 @@ def _sql_pages(engine: Any, experiment_ids: Sequence[str], filter_string: str, m
             for run_id, key, value, timestamp, step, is_nan in conn.execute(sa.text(query).bindparams(ids_in), {"ids": ids}):
                 metrics[run_id].append(Metric(key, float("nan") if is_nan else value, timestamp, step))
         runs = [Run(RunInfo(r[0], str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]), RunData(metrics[r[0]], params[r[0]], tags[r[0]])) for r in infos]
-        for run in SearchUtils.filter(runs, filter_string):
-            out.append(run)
-            found += 1
-            if found >= max_results or len(out) >= page:
-                yield out
-                out = []
-            if found >= max_results:
-                return
-    if out:
-        yield out
+        matched = SearchUtils.filter(runs, filter_string)[: max_results - found]
+        found += len(matched)
+        if matched:
+            yield matched
+        if found >= max_results:
+            return
