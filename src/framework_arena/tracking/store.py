@@ -37,6 +37,10 @@ def open_client(uri: str, wait_s: float = 120.0) -> MlflowClient:
     path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") and ":memory:" not in uri else ""
     if not path:
         return MlflowClient(uri)
+    # Imported before taking the turn: 1-2 s of SQLAlchemy models and alembic, which parallel
+    # trials' launchers starting together need not wait for one after another.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
     deadline = time.monotonic() + wait_s
     with _turn(Path(path)):
         while True:
