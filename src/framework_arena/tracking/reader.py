@@ -59,7 +59,8 @@ class Reader:
         keeps only what it needs of each page never holds every run's MLflow entity at once.
 
         On a SQL store, in MLflow's default order, the runs are read by :func:`_sql_pages`: the
-        same runs and the same entities, about 15 times faster than ``search_runs`` at 10,000 runs."""
+        same runs and the same entities, about 4 times faster than ``search_runs`` at 10,000 runs (3.3 s
+        against 12-13 s on 2 cores)."""
         engine = getattr(self.client._tracking_client.store, "engine", None)  # SqlAlchemyStore only
         label = ", ".join(self.names.get(i, i) for i in experiment_ids)
         if engine is not None and not order_by and SQL_READS:
