@@ -30,9 +30,11 @@ def open_client(uri: str, wait_s: float = 120.0) -> MlflowClient:
     file together (a parallel sweep's first trials, arena beside an MLflow UI or a notebook) ran
     the migrations over each other and failed (``duplicate column name``, ``No such constraint``).
     Arena's own processes take turns through an exclusive ``flock`` on the database file (SQLite
-    itself uses POSIX locks, which ``flock`` does not touch); against any other process, a failure
-    inside the migrations is retried until the other one has finished (then nothing is left to
-    migrate). Other stores, and other errors (a locked or broken file), raise at once.
+    itself uses POSIX locks, which ``flock`` does not touch). Against another program's client, a
+    failure inside the migrations is retried until that one has finished (then nothing is left to
+    migrate); but when the other's migration fails half-way, the file stays half-migrated (SQLite
+    commits each DDL statement as it goes) and only a new file mends it: MLflow's own limit.
+    Other stores, and other errors (a locked or broken file), raise at once.
     """
     path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") and ":memory:" not in uri else ""
     if not path:
