@@ -23,6 +23,12 @@ MAX_TAG_LENGTH = 5000  # the smallest tag-value limit among MLflow's stores
 EXPERIMENT_TAGS = {"arena.kind": "trials", NOTE_TAG: EXPERIMENT_NOTE, "mlflow.experimentKind": "custom_model_development"}
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (resolved: absolute), None for any other store."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix) :]) if uri.startswith(prefix) and ":memory:" not in uri else None
+
+
 def open_client(uri: str, wait_s: float = 120.0) -> MlflowClient:
     """``MlflowClient(uri)``, safe when other processes open the same fresh SQLite store at once.
 
@@ -36,15 +42,15 @@ def open_client(uri: str, wait_s: float = 120.0) -> MlflowClient:
     commits each DDL statement as it goes) and only a new file mends it: MLflow's own limit.
     Other stores, and other errors (a locked or broken file), raise at once.
     """
-    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") and ":memory:" not in uri else ""
-    if not path:
+    path = sqlite_file(uri)
+    if path is None:
         return MlflowClient(uri)
     # Imported before taking the turn: 1-2 s of SQLAlchemy models and alembic, which parallel
     # trials' launchers starting together need not wait for one after another.
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
     deadline = time.monotonic() + wait_s
-    with _turn(Path(path)):
+    with _turn(path):
         while True:
             try:
                 return MlflowClient(uri)
@@ -96,8 +102,9 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
     artifact_location = None
     uri = client.tracking_uri
-    if uri.startswith("sqlite:///"):
-        artifact_location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlruns").as_uri()
+    database = sqlite_file(uri)
+    if database is not None:
+        artifact_location = database.parent.joinpath("mlruns").as_uri()
     try:
         return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
     except mlflow.exceptions.MlflowException:
