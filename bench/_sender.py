@@ -1,34 +1,37 @@
 """The launching process's side of tracking, for ``_worker.py``: a process of its own that
-receives the child's messages on stdin and sends them with :class:`MetricSender`, as the runner
-does while a trial trains.
+receives the child's messages on stdin and logs them with :class:`RunRelay`, as the runner does
+while a trial trains.
 
-Usage: python bench/_sender.py URI   (stdin: JSON lines ``["run", run_id]``, ``["step"|"epoch",
-n, logs]``, ``["close"]``; after each close it prints one JSON line ``{"cpu_s": ...}``: the CPU
-seconds this process spent on that run.)
+Usage: python bench/_sender.py URI   (stdin: JSON lines ``["run", run_id]``, the child's messages
+(``["step"|"epoch"|"metrics", n, logs]``, ``["tags", tags]``, ...), ``["close"]``; after each close it
+prints one JSON line ``{"cpu_s": ...}``: the CPU seconds this process spent on that run.)
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 
-from framework_arena.tracking import MetricSender
+from framework_arena.tracking import RunHandle
+from framework_arena.tracking.relay import RunRelay
 
 
 def main(uri: str) -> None:
-    sender, cpu = None, 0.0
+    relay, cpu = None, 0.0
+    offline = tempfile.mkdtemp(prefix="arena-bench-offline-")
     for line in sys.stdin:
         msg = json.loads(line)
         if msg[0] == "run":
             cpu = time.process_time()
-            sender = MetricSender(uri, msg[1])
-        elif msg[0] in ("step", "epoch") and sender is not None:
-            sender.add(msg[2], msg[1])
-        elif msg[0] == "close" and sender is not None:
-            sender.close()
-            sender = None
+            relay = RunRelay(RunHandle(uri, run_id=msg[1]), offline)
+        elif msg[0] == "close" and relay is not None:
+            relay.close()
+            relay = None
             print(json.dumps({"cpu_s": time.process_time() - cpu}), flush=True)
+        elif relay is not None:
+            relay.handle_message(msg)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ and threads live side by side. Two phases of alternating rounds, the order flipp
 1. epochs, in two phases of rounds of one short epoch per variant, the order flipped every
    round: ``harness`` pairs the arena trainer's ``fit`` untracked (the child's real reporter)
    with the hand-written loop; ``tracking`` pairs it with the same ``fit`` tracked as a trial is
-   (per-step metrics on, ``log_every_n_steps``): the child's ``RunLogger`` and reporter here,
-   the runner's ``MetricSender`` in a process of its own (``_sender.py``) fed through a pipe,
+   (per-step metrics on, ``log_every_n_steps``): the child's reporter and ``Outbox`` here,
+   the runner's ``RunRelay`` in a process of its own (``_sender.py``) fed through a pipe,
    one run for the whole phase. Epochs are short and rounds many: on a shared machine other
    work slows stretches of a fraction of a second by tens of percent, so only a fine alternation
    gives the variants the same conditions. Each call records samples/s past the warm-up,
@@ -144,10 +144,12 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     channel = _Channel(open(os.devnull, "w"))
 
     store = tempfile.mkdtemp(prefix="arena-bench-")
+    outbox = tempfile.mkdtemp(dir=store)  # the runner's scratch folder for the child's files
     uri = f"sqlite:///{store}/mlflow.db"
     from mlflow.tracking import MlflowClient
 
-    from framework_arena.tracking import RunLogger, ensure_experiment
+    from framework_arena.outbox import Outbox
+    from framework_arena.tracking import ensure_experiment
 
     client = MlflowClient(uri)
     exp = ensure_experiment(client, "bench")
@@ -157,16 +159,15 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     def arena(epochs: int, tracked: bool = False) -> dict[str, Any]:
         trainer.settings = dataclasses.replace(settings, epochs=epochs, log_every_n_steps=p["log_every_n_steps"] if tracked else 0)
         logger = None
-        if tracked:  # as the runner and the child do: the parent sends the training metrics
-            logger = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked").info.run_id)
-            parent.start(logger.run_id)
+        if tracked:  # as the runner and the child do: the parent logs what the child reports
+            parent.start(client.create_run(exp, run_name=f"{fw}-tracked").info.run_id)
+            logger = Outbox(parent.channel.send, outbox)
         reporter = _Reporter(parent.channel if tracked else channel, logger)
         timed = _Timed(reporter)
         start = time.perf_counter()
         trainer.fit(data, timed)
         sender_s = close_s = 0.0
         if logger:
-            logger.close()
             close_start = time.perf_counter()
             sender_s = parent.close()  # the last metrics sent, as before the runner sets the status
             close_s = time.perf_counter() - close_start
@@ -234,7 +235,8 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         return {"wall_s": wall}
 
     print(f"  [{fw}] ready after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
-    session = RunLogger(uri, client.create_run(exp, run_name=f"{fw}-tracked-epochs").info.run_id)
+    session_run = client.create_run(exp, run_name=f"{fw}-tracked-epochs").info.run_id
+    session = Outbox(parent.channel.send, outbox)
     harness = {"arena": lambda: arena(1), "bare": lambda: {"samples_per_s": [bare.epoch(p["warmup_steps"])]}}
     tracking = {"arena": lambda: arena(1), "tracked": tracked_epoch}
     # Warm-up: every path once (tracing, compilation, the store's schema), not recorded.
@@ -247,7 +249,7 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
         runs["autolog"] = lambda: autolog(et)
     for run in runs.values():
         run()
-    parent.start(session.run_id)
+    parent.start(session_run)
     tracked_epoch()
     board_epoch()
     print(f"  [{fw}] warmed up after {time.perf_counter() - T0:.0f} s", file=sys.stderr, flush=True)
@@ -262,7 +264,6 @@ def main(p: dict[str, Any]) -> dict[str, Any]:
     # Once per trial, outside the epochs: opening the writer, the graph, closing the files.
     board = events.close(data.test.x[:1] if len(data.test.y) else data.train.x[:1])
     shutil.rmtree(board_dir, ignore_errors=True)
-    session.close()
     parent.close()
     run_rounds = _alternate(p["rounds_runs"], runs, f"[{fw}] runs")
     assert parent.proc.stdin is not None

@@ -108,7 +108,7 @@ def trial_start_s(framework: str, threads: int) -> float:
         text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"trial": trial.as_dict(), "run_id": None}))
+    proc.stdin.write(json.dumps({"trial": trial.as_dict()}))  # no outbox: untracked
     proc.stdin.close()
     for line in proc.stdout:
         if json.loads(line)[0] == "begin":

@@ -143,9 +143,19 @@ def _log_model(framework: str, bare: Any, example: Any) -> None:
         mlflow.tensorflow.log_model(module, name="model", input_example=example, pip_requirements=[f"tensorflow=={tf.__version__}"])
     else:
         import keras
+        import mlflow.keras
         from mlflow.models import Model
 
-        from framework_arena.tracking.flavors import KerasFlavor  # mlflow.keras with its folder created (MLflow 3.17 writes the example first)
+        class KerasFlavor:
+            """``mlflow.keras`` with its model folder created first: MLflow 3.17's ``save_model``
+            writes ``input_example.json`` into it before anything creates it (FileNotFoundError)."""
+
+            __name__ = "mlflow.keras"
+
+            @staticmethod
+            def save_model(path: str, **kwargs: Any) -> Any:
+                os.makedirs(path, exist_ok=True)
+                return mlflow.keras.save_model(path=path, **kwargs)
 
         Model.log(
             artifact_path=None, name="model", flavor=KerasFlavor, model=bare.model, input_example=example, pip_requirements=[f"keras=={keras.__version__}"]

@@ -125,7 +125,9 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
 
 def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,12", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    # 30 epochs: the long trial still trains once the short one has finished (the child starts
+    # training seconds earlier since it no longer opens the store; with 12 both could end together).
+    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,30", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
     RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
     exe = Path(sys.executable).with_name("arena")
     # Its own process group, so that the test sends what Ctrl-C in a terminal sends: SIGINT to the group.
@@ -141,7 +143,7 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
         def first_done_second_training() -> bool:
             # .get: a run just created has its params a request later
             done = [r for r in trials("FINISHED") if r.data.params.get("trainer.epochs") == "1"]
-            long = [r for r in trials("RUNNING") if r.data.params.get("trainer.epochs") == "12"]
+            long = [r for r in trials("RUNNING") if r.data.params.get("trainer.epochs") == "30"]
             return bool(done) and bool(long) and bool(client.get_metric_history(long[0].info.run_id, "val/accuracy"))
 
         _wait("the first trial finished and the second training", first_done_second_training, proc)
@@ -157,7 +159,7 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
     assert "RUNNING" not in {r.info.status for r in runs}, out[-4000:]
     [parent] = [r for r in runs if r.data.tags.get("arena.kind") == "sweep"]
     assert parent.info.status == "KILLED" and parent.data.tags["arena.failure_reason"] == "sweep interrupted"
-    assert {(r.data.params["trainer.epochs"], r.info.status) for r in trials()} == {("1", "FINISHED"), ("12", "KILLED")}
+    assert {(r.data.params["trainer.epochs"], r.info.status) for r in trials()} == {("1", "FINISHED"), ("30", "KILLED")}
     assert parent.data.metrics["trials/finished"] == 1 and parent.data.metrics["trials/killed"] == 1
     assert "1 finished, 1 killed" in out
 
@@ -165,14 +167,16 @@ def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that
     assert again.returncode == 0, again.stderr[-3000:]
     assert "1 finished, 1 skipped" in again.stdout + again.stderr
     rerun = trials()
-    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in rerun) == [("1", "FINISHED"), ("12", "FINISHED"), ("12", "KILLED")]
+    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in rerun) == [("1", "FINISHED"), ("30", "FINISHED"), ("30", "KILLED")]
 
 
 def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_it(tmp_path: Path) -> None:
     import psutil
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,12", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    # 30 epochs: the long trial still trains once the short one has finished (the child starts
+    # training seconds earlier since it no longer opens the store; with 12 both could end together).
+    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,30", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
     RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
     exe = Path(sys.executable).with_name("arena")
     proc = psutil.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -186,7 +190,7 @@ def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_i
     try:
         _wait(
             "the first trial finished and the second training",
-            lambda: bool(trials("FINISHED", "1")) and any(client.get_metric_history(r.info.run_id, "val/accuracy") for r in trials("RUNNING", "12")),
+            lambda: bool(trials("FINISHED", "1")) and any(client.get_metric_history(r.info.run_id, "val/accuracy") for r in trials("RUNNING", "30")),
             proc,
         )
         # The one trial process left is the long trial's (the other finished): killed as the OOM killer would.
@@ -199,10 +203,10 @@ def test_a_trial_killed_in_a_joblib_sweep_is_a_crash_and_the_rerun_trains_only_i
             proc.wait()
     assert proc.returncode == 1, out[-4000:]
     assert "1 finished, 1 failed" in out
-    [crashed] = trials("FAILED", "12")
+    [crashed] = trials("FAILED", "30")
     assert crashed.data.tags["arena.failure_reason"] == "crash" and "SIGKILL" in crashed.data.tags["arena.error"]
 
     again = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "1 finished, 1 skipped" in again.stdout + again.stderr
-    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in trials()) == [("1", "FINISHED"), ("12", "FAILED"), ("12", "FINISHED")]
+    assert sorted((r.data.params["trainer.epochs"], r.info.status) for r in trials()) == [("1", "FINISHED"), ("30", "FAILED"), ("30", "FINISHED")]

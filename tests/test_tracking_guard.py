@@ -116,7 +116,7 @@ def test_metric_sender_keeps_a_strict_error_for_close(answering: str, monkeypatc
 def test_metric_sender_stops_at_a_lost_server(nowhere: str) -> None:
     sender = MetricSender(nowhere, MISSING_RUN)
     sender.add({"train/loss": 1.0}, 1)
-    sender.close()  # strict mode, yet no error: the child keeps the metrics offline
+    sender.close()  # strict mode, yet no error: the relay keeps the metrics offline
     assert sender.lost is not None and sender.error is None
 
 

@@ -6,15 +6,14 @@ before any framework is imported. A plain subprocess rather than ``multiprocessi
 same inside joblib's loky workers, Ray workers and submitit jobs, whose start methods and
 ``__main__`` modules a spawned ``multiprocessing`` child would inherit.
 
-Protocol: two JSON lines arrive on stdin. The first, at once: ``trial`` (the
-:class:`~framework_arena.trial.Trial`'s config; nothing is resolved or validated again here),
-``cores`` and ``started_at``. The second once the launcher has created the run: ``run_id`` (null
-when untracked) and ``offline_dir``. So this process imports its framework, loads the data and
-builds the model while the launcher opens the store and creates the run, and reads the second
-line only when it first logs. A first line that holds ``run_id`` already is the whole message
-(``bench/overhead.py`` starts untracked children so). Messages go back as JSON lines on the original stdout
-(:data:`framework_arena.contracts.MESSAGES`). Anything the frameworks print is moved to stderr so
-it cannot corrupt that channel.
+Protocol: one JSON line arrives on stdin: ``trial`` (the :class:`~framework_arena.trial.Trial`'s
+config; nothing is resolved or validated again here), ``cores``, ``started_at`` and ``outbox``
+(the launcher's scratch folder for this trial's files; absent or null when untracked). So this
+process imports its framework, loads the data, builds and trains while the launcher opens the
+store and creates the run. It never opens the store itself: what it logs goes back as messages
+(:class:`~framework_arena.outbox.Outbox`), with the training metrics and the result, as JSON
+lines on the original stdout (:data:`framework_arena.contracts.MESSAGES`). Anything the
+frameworks print is moved to stderr so it cannot corrupt that channel.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def _peak_rss_mb() -> float:
 
 
 class _Reporter:
-    """Forwards the callback contract to the run logger and the parent."""
+    """Forwards the callback contract to the parent, and the start and end figures to the run's outbox."""
 
     def __init__(self, conn: _Channel, logger: Any) -> None:
         self.conn = conn
@@ -85,18 +84,12 @@ class _Reporter:
         self.conn.send(["begin", dict(info)])
 
     # Step and epoch metrics go to the parent, which sends them to MLflow (tracking.MetricSender):
-    # no MLflow request runs in this process while it trains. The logger keeps a copy for the
-    # offline save.
+    # no MLflow request runs in this process.
     def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        logs = {k: float(v) for k, v in logs.items()}
-        if self.logger:
-            self.logger.keep(logs, step)
-        self.conn.send(["step", step, logs])
+        self.conn.send(["step", step, {k: float(v) for k, v in logs.items()}])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
         logs = {k: float(v) for k, v in logs.items()}  # speed/epoch_samples_per_s once past the warm-up
-        if self.logger:
-            self.logger.keep(logs, epoch)
         self.history.append({"epoch": epoch, **logs})
         self.conn.send(["epoch", epoch, logs])
 
@@ -106,42 +99,8 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-class _Run:
-    """The run the launcher creates while this process starts: its id comes on stdin's second line.
-
-    :meth:`logger` reads it (waiting, if the launcher is still creating the run) and opens the
-    run's logger, None when the trial is untracked.
-    """
-
-    def __init__(self, trial: Trial, stdin: IO[str], first: Mapping[str, Any]) -> None:
-        self.trial = trial
-        self.stdin = stdin
-        self.first = first if "run_id" in first else None
-        self.opened = False
-        self.run_logger: Any = None
-
-    def logger(self) -> Any:
-        if self.opened:
-            return self.run_logger
-        self.opened = True
-        message = self.first
-        if message is None:
-            line = self.stdin.readline()
-            if not line:  # the launcher could not create the run and stops this process
-                raise SystemExit(1)
-            message = json.loads(line)
-        if message.get("run_id"):
-            from framework_arena.tracking import RunLogger
-
-            self.run_logger = RunLogger(str(self.trial.tracking.uri), message["run_id"], message.get("offline_dir"))
-        return self.run_logger
-
-    def close(self, raise_if_lost: bool = True) -> None:
-        if self.run_logger:
-            self.run_logger.close(raise_if_lost)
-
-
-def _train(trial: Trial, run: _Run, conn: _Channel, cores: list[int] | None = None, phases: Phases | None = None) -> dict[str, Any]:
+def _train(trial: Trial, outbox: str | None, conn: _Channel, cores: list[int] | None = None, phases: Phases | None = None) -> dict[str, Any]:
+    """Trains the trial; ``outbox``: the launcher's folder for the run's files, None when untracked."""
     from framework_arena.trainers import get_trainer
 
     phases = phases or Phases()
@@ -149,13 +108,7 @@ def _train(trial: Trial, run: _Run, conn: _Channel, cores: list[int] | None = No
     trainer_cls = get_trainer(trial.framework)  # imports the framework
     import_time = time.perf_counter() - start
     phases.mark("import")
-    try:
-        summary = _trial(trial, trainer_cls, import_time, run, conn, cores or _affinity(), phases)
-    except BaseException:
-        run.close(raise_if_lost=False)  # the trial's own error is the one to report
-        raise
-    run.close()  # the server went away: raises TrackingUnavailable naming the folder that kept the results
-    phases.mark("close")
+    summary = _trial(trial, trainer_cls, import_time, outbox, conn, cores or _affinity(), phases)
     summary["phases"] = phases.seconds
     return summary
 
@@ -187,7 +140,7 @@ def _affinity() -> list[int]:
     return affinity()
 
 
-def _trial(trial: Trial, trainer_cls: Any, import_time: float, run: _Run, conn: _Channel, cores: list[int], phases: Phases) -> dict[str, Any]:
+def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | None, conn: _Channel, cores: list[int], phases: Phases) -> dict[str, Any]:
     from framework_arena import data as data_mod
     from framework_arena import machine, models
     from framework_arena.contention import Meter
@@ -207,9 +160,11 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, run: _Run, conn: 
     info: dict[str, Any] = dict(trainer.setup())
     info["num_params"] = trainer.build()
     phases.mark("build")
-    logger = run.logger()  # the first request of this process: the launcher has created the run meanwhile
-    if logger and trial.tracking.system_metrics:
-        logger.start_system_metrics()
+    logger = None
+    if outbox is not None:  # what this process logs goes to the launcher, which logs it (outbox.py)
+        from framework_arena.outbox import Outbox
+
+        logger = Outbox(conn.send, outbox)
     visuals = None
     if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()
         from framework_arena.visuals import TrialVisuals
@@ -267,9 +222,8 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, run: _Run, conn: 
 
             name = f"{label(trial.framework, trial.backend)}-{trial.model['name']}"
             params = dict(flatten(trial.as_dict()))
-            summary["model_uri"] = logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs, name=name, params=params)
-            # The launcher links every final metric to it, its own late ones included (runner._link_model).
-            summary["model_id"] = logger.model_id
+            # Saved here, logged by the launcher as the run's LoggedModel, which then links every final metric to it.
+            logger.log_model(trainer.export(), example, trainer.predict(example), step=tr.epochs, name=name, params=params)
             phases.mark("model_logging")
     # The debugging criterion, last: a failed call can leave a model unusable (Keras on JAX does).
     clarity, probe_message = shape_bug(trainer.predict, data.test.x[:5])
@@ -319,7 +273,7 @@ def main() -> None:
         from framework_arena.trial import Trial
 
         trial = Trial.from_config(message["trial"])
-        summary = _train(trial, _Run(trial, sys.stdin, message), channel, cores, phases)
+        summary = _train(trial, message.get("outbox"), channel, cores, phases)
     except BaseException as e:  # noqa: BLE001 - everything is reported, then the process fails
         from framework_arena.contracts import NonFiniteLossError
 
@@ -337,7 +291,7 @@ def _exit(code: int) -> None:
     Everything is logged and sent by now; the teardown only unloads the framework, MLflow and
     their imports, which took 3 to 10 s of a 1-epoch torch trial's wall time here (the
     ``exit`` phase, 2026-11, a loaded 2-core machine). No atexit hook of this process has work
-    left: the logger is closed, no fluent run is active.
+    left: it makes no MLflow request and starts no fluent run.
     """
     sys.stderr.flush()
     sys.stdout.flush()

@@ -66,11 +66,14 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class ModelExport:
-    """What ``tracking/flavors.py`` needs to log a trained model with its MLflow flavor.
+    """A trained model for its MLflow flavor: ``model_files.save`` writes its files in the child,
+    ``tracking/flavors.complete_model`` the rest in the launcher.
 
-    ``Model.log(name="model", flavor=mlflow.<flavor>, **{model_kwarg: model}, pip_requirements=...,
-    signature=..., input_example=..., **extra)`` must give a model that ``mlflow.pyfunc.load_model``
-    loads back and that predicts the trainer's logits for a float32 array of any batch size.
+    The folder must be what ``mlflow.<flavor>.save_model(path, **{model_kwarg: model},
+    pip_requirements=..., signature=..., input_example=..., **extra)`` writes (MLflow's own call,
+    the reference ``tests/test_model_files.py`` compares with): a model that
+    ``mlflow.pyfunc.load_model`` loads back and that predicts the trainer's logits for an array of
+    any batch size.
     """
 
     flavor: str  # "pytorch" | "tensorflow" | "keras"
@@ -87,6 +90,12 @@ MESSAGES = {
     "step": '["step", step, logs]: train/loss_running every tracking.log_every_n_steps steps',
     "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and speed/epoch_samples_per_s past the warm-up',
     "timed": '["timed", {}]: nothing is timed after this (training, evaluation and inference are done)',
-    "result": '["result", summary]: {"metrics": ..., "info": ..., "model_uri": ..., "model_id": the LoggedModel\'s id, "phases": its wall time by phase}; the child then exits 0',
+    # What the child logs to its run, logged by the launcher (outbox.Outbox -> tracking.relay.RunRelay):
+    "metrics": '["metrics", step, {name: value}]: figures for the run (start-up, final, probe)',
+    "tags": '["tags", {name: value}]: tags for the run',
+    "text": '["text", artifact_path, text]: a text artifact',
+    "artifacts": "[\"artifacts\", folder]: a folder of the launcher's outbox, logged at the run's artifact root",
+    "model": '["model", {"path", "name", "step", "params"}]: the model saved in its MLflow flavor in the outbox',
+    "result": '["result", summary]: {"metrics": ..., "info": ..., "phases": its wall time by phase}; the child then exits 0',
     "error": '["error", {"reason", "type", "message", "traceback", "phases"}]; the child then exits 1',
 }

@@ -20,7 +20,8 @@ PREFIX = "phase/"
 LAUNCHER = {
     "launch": "Python start, imports, Hydra composition, validation (single runs only)",
     "run_create": "the store opened, the run created, params and config.yaml logged",
-    "child": "waiting for the child, from its start to its result",
+    "child": "waiting for the child, from its start to its result, relaying what it logs",
+    "model_upload": "the model the child saved, logged as the run's LoggedModel (while the child runs its probe)",
     "plots": "the learning curves drawn and logged, while the child exports its model",
     "exit": "the child's exit after its result",
     "metrics_flush": "the last training metrics sent",
@@ -31,14 +32,13 @@ CHILD = {
     "import": "the framework imported",
     "data": "the dataset loaded and split",
     "build": "spec, initial weights, trainer setup and build",
-    "tracking_start": "the run id awaited, the child's MLflow logger, start tags and facts",
+    "tracking_start": "start tags, facts and model summaries handed to the launcher (no store here)",
     "training": "fit",
     "evaluation": "test evaluation (and the input pipeline alone, for streamed data)",
     "inference": "inference timing",
-    "final_logging": "the final figures logged",
-    "model_logging": "the model exported and logged",
+    "final_logging": "the final figures handed to the launcher",
+    "model_logging": "the framework's files of the model written in its flavor's layout (the launcher completes the folder)",
     "probe": "the debugging probe",
-    "close": "the child's logger closed",
 }
 
 

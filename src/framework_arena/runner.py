@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -148,30 +150,32 @@ def _watch(
     proc: subprocess.Popen[bytes],
     progress: _Progress,
     result: TrialResult,
-    sender: Any = None,
+    relay: Any = None,
     phases: Phases | None = None,
     on_timed: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> dict[str, Any] | None:
     """Relays the child's messages until it exits; returns its summary, or None.
 
-    ``sender`` (a :class:`~framework_arena.tracking.MetricSender`) gets the step and epoch metrics;
-    ``on_timed`` gets the epochs' logs once the child has timed everything it times (the
-    learning curves are drawn then, beside the child's model export, never beside its timing);
-    ``phases`` closes ``child`` at the child's last message and ``exit`` when it has exited.
+    ``relay`` (a :class:`~framework_arena.tracking.relay.RunRelay`) logs what the child reports:
+    metrics, tags, texts, artifacts, its saved model; ``on_timed`` gets the epochs' logs once
+    the child has timed everything it times (the learning curves are drawn then, beside the
+    child's model export, never beside its timing); ``phases`` closes ``child`` at the child's
+    last message and ``exit`` when it has exited.
     """
     phases = phases or Phases()
     history: list[dict[str, float]] = []
     summary = None
     for msg in _messages(proc):
-        if msg[0] == "step":
-            if sender is not None:
-                sender.add(msg[2], msg[1])
-        elif msg[0] == "epoch":
+        if msg[0] == "epoch":
             history.append({"epoch": msg[1], **msg[2]})
             result.metrics.update(msg[2])
             progress.epoch(msg[2])
-            if sender is not None:
-                sender.add(msg[2], msg[1])
+        if msg[0] == "model" and relay is not None:
+            phases.mark("child")
+            relay.handle_message(msg)
+            phases.mark("model_upload")
+        elif relay is not None and relay.handle_message(msg):
+            pass
         elif msg[0] == "timed" and on_timed is not None and history:
             phases.mark("child")
             on_timed(history)
@@ -231,20 +235,31 @@ def run_trial(
 
 
 def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, allocation: Allocation, phases: Phases) -> TrialResult:
+    # The child's files for the run (its visuals, its saved model) wait here until they are logged
+    # (or copied offline); removed once the trial has ended, whatever way.
+    outbox = tempfile.mkdtemp(prefix="arena-trial-") if trial.tracking.enabled else None
+    try:
+        return _run_with(trial, overrides, sweep, allocation, phases, outbox)
+    finally:
+        if outbox is not None:
+            shutil.rmtree(outbox, ignore_errors=True)
+
+
+def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, allocation: Allocation, phases: Phases, outbox: str | None) -> TrialResult:
     name = trial.run_name
     result = TrialResult(status="RUNNING", run_name=name, cores=allocation.cores, cores_shared=allocation.shared)
 
     run = None
     offline = None
-    sender = None
+    relay = None
     start = time.perf_counter()
     progress = _Progress(redact_text(name), trial.trainer.epochs)
     proc: subprocess.Popen[bytes] | None = None
     try:
         with _signals_raise():
             # The child first, so that it imports its framework, loads the data and builds the
-            # model while this process opens the store and creates the run; it waits for the
-            # run's id (the second line) only when it first logs (child.py).
+            # model while this process opens the store and creates the run. It never opens the
+            # store: what it logs comes back as messages, which wait in the pipe until the run exists.
             started_at = time.time()  # the child's clock agrees: its child_start phase is measured from here
             proc = subprocess.Popen(
                 [sys.executable, "-m", "framework_arena.child"],
@@ -252,12 +267,15 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
                 stdout=subprocess.PIPE,
                 env=environment(trial, os.environ),
             )
-            _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at})
+            _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at, "outbox": outbox})
+            with suppress(BrokenPipeError):
+                proc.stdin.close()  # type: ignore[union-attr]
         # Outside the handler, as before the child existed: Ctrl-C while the run is being filled
         # marks it KILLED (RunHandle.filling); a run that could not be created is not this
         # trial's (``run`` stays None: nothing to finish), and the child is stopped below.
         if trial.tracking.enabled:
-            from framework_arena.tracking import MetricSender, RunHandle, offline_dir
+            from framework_arena.tracking import RunHandle, offline_dir
+            from framework_arena.tracking.relay import RunRelay, warm_up
 
             handle = RunHandle(trial.tracking.uri, trial.tracking.experiment)
             tags = _tags(trial, overrides)
@@ -276,25 +294,23 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
             result.run_id = handle.start(name, tags, trial.as_dict())
             run, result.tracking_uri = handle, handle.uri
             offline = offline_dir(result.run_id)
-            sender = MetricSender(run.uri, result.run_id)
+            relay = RunRelay(handle, offline, trial.tracking.system_metrics)
+            warm_up(trial.tracking.plots, trial.tracking.log_model)
         phases.mark("run_create")
         with _signals_raise():
-            _send(proc, {"run_id": result.run_id, "offline_dir": offline})
-            with suppress(BrokenPipeError):
-                proc.stdin.close()  # type: ignore[union-attr]
             title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
             on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
-            summary = _watch(proc, progress, result, sender, phases, on_timed)
+            summary = _watch(proc, progress, result, relay, phases, on_timed)
     except TrialInterrupted as e:
         _stop(proc)
-        _close(sender, quiet=True)
+        _close(relay, quiet=True)
         result.status, result.reason, result.message = "KILLED", "signal", f"stopped by {e}"
         result.seconds = time.perf_counter() - start
         _finish(run, result, trial, sweep, offline, phases)
         raise
     except BaseException as e:  # our own bug or the OS: still never leave the run RUNNING
         _stop(proc)
-        _close(sender, quiet=True)
+        _close(relay, quiet=True)
         if isinstance(e, KeyboardInterrupt):  # Ctrl-C while the run was being created, outside the handler
             result.status, result.reason, result.message = "KILLED", "signal", "stopped by SIGINT"
         else:
@@ -304,18 +320,27 @@ def _run(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None, all
     finally:
         progress.close()
     try:
-        _close(sender)
+        _close(relay)
         phases.mark("metrics_flush")
     except Exception as e:  # strict mode: a request MLflow refused; the run still gets a status
         result.status, result.reason, result.message = "FAILED", "exception", f"arena could not send the metrics: {e!r}"
         _finish(run, result, trial, sweep, offline, phases)
         raise
     result.seconds = time.perf_counter() - start
-    if summary is not None and proc.returncode == 0:
+    if summary is not None and proc.returncode == 0 and relay is not None and relay.lost is not None:
+        # Trained to the end; the store missed part of it, which the relay kept on disk (arena-sync).
+        from framework_arena.tracking import unavailable
+
+        kept = relay.keep_offline()
+        result.metrics.update(summary["metrics"])
+        result.info = summary.get("info", {})
+        error = unavailable(run.uri, relay.lost, f"Nothing trained is lost: {kept} are saved in {offline}")
+        result.status, result.reason, result.message = "FAILED", error.arena_reason, f"{type(error).__name__}: {error}"
+    elif summary is not None and proc.returncode == 0:
         result.status = "FINISHED"
         result.metrics.update(summary["metrics"])
         result.info = summary.get("info", {})
-        _link_model(run, result, summary.get("model_id"), trial)
+        _link_model(run, result, relay.model_id if relay is not None else None, trial)
     elif result.status == "RUNNING":
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result, trial, sweep, offline, phases)
@@ -350,17 +375,17 @@ def _link_model(run: Any, result: TrialResult, model_id: str | None, trial: Tria
             run.guard.call("tag the registered version", run.set_tags, {"arena.registered_model": f"{name}/{version.version}"})
 
 
-def _close(sender: Any, quiet: bool = False) -> None:
-    """Sends the last metrics before the run's status is set; ``quiet`` while another error is
-    on its way (a metrics error must not hide it)."""
-    if sender is None:
+def _close(relay: Any, quiet: bool = False) -> None:
+    """Sends the last metrics (and keeps the offline copy of a lost server's run) before the run's
+    status is set; ``quiet`` while another error is on its way (a metrics error must not hide it)."""
+    if relay is None:
         return
     try:
-        sender.close()
+        relay.close()
     except Exception as e:  # noqa: BLE001 - only strict mode raises here
         if not quiet:
             raise
-        log.warning("Could not send the last metrics of run %s: %s", sender.run_id, e)
+        log.warning("Could not send the last metrics of run %s: %s", relay.run_id, e)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:

@@ -60,7 +60,7 @@ class TrialVisuals:
             return callback
         from framework_arena.trainers.events import Recorder
 
-        self.recorder = Recorder(callback, self.events, logger.guard.failed)
+        self.recorder = Recorder(callback, self.events, logger.failed)
         return self.recorder
 
     def finish(self, logger: Any, example: np.ndarray, step: int) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class TrialVisuals:
                 try:
                     facts = self.events.close(example)
                 except Exception as e:  # noqa: BLE001 - the guard's policy: raised under test, a warning otherwise
-                    logger.guard.failed("close the TensorBoard event files", e)
+                    logger.failed("close the TensorBoard event files", e)
             if self.recorder is not None and self.recorder.log is None:
                 facts = {}  # a write failed and stopped them: the files are partial, nothing to report
             if facts:

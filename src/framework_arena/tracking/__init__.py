@@ -2,9 +2,10 @@
 
 The launching process (:class:`RunHandle`) creates the run, logs params, tags and the config, and
 owns the final status, so a run ends FINISHED, FAILED or KILLED whatever happens to the child.
-It also sends the training metrics the child reports over its pipe (:class:`MetricSender`), so
-that no MLflow request runs in the training process while it trains. The child
-(:class:`RunLogger`) logs the final figures, the learning curves and the model to that run id.
+It also logs everything the child reports over its pipe (:class:`~framework_arena.tracking.relay.RunRelay`:
+training metrics through :class:`MetricSender`, tags, texts, artifacts, the saved model), so
+that the training process never opens the store (``framework_arena/outbox.py``); the child
+imports MLflow only to save its model in the flavor's format (``flavors``).
 
 One module per job:
 
@@ -14,7 +15,9 @@ One module per job:
   offline folder.
 - ``handle``: :class:`RunHandle`, the launching side's run (a trial's, a sweep's, a comparison's).
 - ``sender``: :class:`MetricSender`, the training metrics from the launching process.
-- ``logger``: :class:`RunLogger`, the child's logger and its offline copy.
+- ``relay``: :class:`RunRelay`, what the child reports, logged; the offline copy.
+- ``models``: the LoggedModel from the child's saved folder, its linked metrics, the registry.
+- ``offline``: ``arena-sync``, the offline copy brought back.
 - ``curves``: the learning-curve figure. ``flavors``: the model in its MLflow flavor.
 - ``reader``: :class:`Reader`, read-only access for ``arena-compare``.
 - ``comparison``: :func:`log_comparison`, the comparison run ``arena-compare`` logs back.
@@ -29,7 +32,7 @@ from typing import Any
 _HOMES = {
     "log_comparison": "comparison",
     "RunHandle": "handle",
-    "RunLogger": "logger",
+    "RunRelay": "relay",
     "Guard": "policy",
     "configure_http": "policy",
     "http_settings": "policy",
@@ -57,7 +60,7 @@ __all__ = [
     "MetricSender",
     "Reader",
     "RunHandle",
-    "RunLogger",
+    "RunRelay",
     "configure_http",
     "http_settings",
     "ensure_experiment",

@@ -1,92 +1,58 @@
-"""A trained model in its MLflow flavor: logged to a run, or saved to a folder when the server is lost."""
+"""A trained model in its MLflow flavor: the folder the child saved, completed as MLflow's ``save_model`` would.
+
+The child writes the framework's files and the flavor's settings (``framework_arena/model_files.py``,
+no MLflow there); :func:`complete_model` adds the rest, with MLflow's own helpers and in
+``save_model``'s order: the input example (and its serving form), the signature inferred from the
+example and its logits, the flavor and ``python_function`` entries, the folder's size, ``MLmodel``,
+and the environment files from the explicit requirements (inferring them re-imports the model:
+about 11 s per model here).
+"""
 
 from __future__ import annotations
 
-import os
-import warnings
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
 import mlflow
+import numpy as np
+import yaml
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from framework_arena.contracts import ModelExport
-
-
-def model_kwargs(export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray) -> tuple[Any, dict[str, Any]]:
-    """The MLflow flavor module and what its save_model takes, for logging or saving offline alike."""
-    import importlib
-
-    from mlflow.models import infer_signature
-
-    flavor = KerasFlavor if export.flavor == "keras" else importlib.import_module(f"mlflow.{export.flavor}")
-    return flavor, {
-        "signature": infer_signature(x_example, logits_example),
-        "input_example": x_example,
-        # Explicit requirements: inferring them re-imports the model (about 11 s per model here).
-        "pip_requirements": [*export.pip_requirements, f"mlflow=={mlflow.__version__}"],
-        export.model_kwarg: export.model,
-        **export.extra,
-    }
+from framework_arena.model_files import ABOUT_FILE, LOGITS_FILE, X_FILE
 
 
-def log_model(
-    export: ModelExport,
-    x_example: np.ndarray,
-    logits_example: np.ndarray,
-    run_id: str,
-    step: int,
-    name: str = "model",
-    params: Mapping[str, str] | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> tuple[str, str]:
-    """Logs the model to ``run_id`` as a LoggedModel named ``name`` with ``params`` and ``tags``,
-    its flavor, a signature and an input example; returns its URI and its id.
+def warm_up() -> None:
+    """The one-time cost of :func:`complete_model`'s first call (~1 s): MLflow maps every installed
+    distribution to its modules to check the requirements against the environment."""
+    from mlflow.utils.environment import _process_pip_requirements
 
-    The LoggedModel is created first with exactly ``params``: ``Model.log`` would otherwise copy
-    the run's params onto it, ``"null"`` strings for unset keys included.
-    """
-    from mlflow.models import Model
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    experiment_id = client.get_run(run_id).info.experiment_id
-    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=dict(tags or {}), params=dict(params or {}))
-    flavor, kwargs = model_kwargs(export, x_example, logits_example)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # flavor chatter about optional inputs
-        # artifact_path=None: positional in MLflow 3.17; `name` replaces it
-        info = Model.log(artifact_path=None, name=name, flavor=flavor, run_id=run_id, step=step, model_id=logged.model_id, **kwargs)
-    return info.model_uri, logged.model_id
+    _process_pip_requirements(None, [f"mlflow=={mlflow.__version__}"], None)
 
 
-def save_model(export: ModelExport, x_example: np.ndarray, logits_example: np.ndarray, path: Path) -> None:
-    """Saves the model in ``path`` exactly as :func:`log_model` would log it."""
-    import shutil
+def complete_model(path: Path) -> None:
+    """Completes the model folder the child saved at ``path``; it then loads with ``mlflow.pyfunc``
+    and ``mlflow.<flavor>`` as one ``mlflow.<flavor>.save_model`` wrote."""
+    from mlflow import pyfunc
+    from mlflow.models import Model, infer_signature
+    from mlflow.models.model import MLMODEL_FILE_NAME
+    from mlflow.models.utils import _save_example
+    from mlflow.utils.environment import _CONDA_ENV_FILE_NAME, _PYTHON_ENV_FILE_NAME, _REQUIREMENTS_FILE_NAME, _process_pip_requirements, _PythonEnv
+    from mlflow.utils.file_utils import get_total_file_size, write_to
 
-    flavor, kwargs = model_kwargs(export, x_example, logits_example)
-    shutil.rmtree(path, ignore_errors=True)  # a half-written copy from an earlier attempt
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # flavor chatter about optional inputs
-        flavor.save_model(path=str(path), **kwargs)
-
-
-class KerasFlavor:
-    """``mlflow.keras`` with its model folder created first.
-
-    MLflow 3.17's ``mlflow.keras.save_model`` writes ``input_example.json`` into ``path`` before
-    anything creates that folder, so logging a Keras model with an input example fails with
-    FileNotFoundError. The saved model is exactly what ``mlflow.keras`` writes and loads.
-    """
-
-    __name__ = "mlflow.keras"
-
-    @staticmethod
-    def save_model(path: str, **kwargs: Any) -> Any:
-        import mlflow.keras
-
-        os.makedirs(path, exist_ok=True)
-        return mlflow.keras.save_model(path=path, **kwargs)
+    about = json.loads((path / ABOUT_FILE).read_text())
+    x_example, logits_example = np.load(path / X_FILE), np.load(path / LOGITS_FILE)
+    for name in (ABOUT_FILE, X_FILE, LOGITS_FILE):
+        (path / name).unlink()
+    model = Model()
+    _save_example(model, x_example, str(path))
+    model.signature = infer_signature(x_example, logits_example)
+    model.add_flavor(about["flavor"], **about["flavor_conf"])
+    pyfunc.add_to_model(model, conda_env=_CONDA_ENV_FILE_NAME, python_env=_PYTHON_ENV_FILE_NAME, **about["pyfunc"])
+    if size := get_total_file_size(str(path)):
+        model.model_size_bytes = size
+    model.save(str(path / MLMODEL_FILE_NAME))
+    conda_env, requirements, constraints = _process_pip_requirements(None, [*about["pip_requirements"], f"mlflow=={mlflow.__version__}"], None)
+    assert not constraints  # explicit pins only: MLflow writes constraints.txt for "-c" lines
+    with open(path / _CONDA_ENV_FILE_NAME, "w") as f:
+        yaml.safe_dump(conda_env, stream=f, default_flow_style=False)
+    write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(requirements))
+    _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))

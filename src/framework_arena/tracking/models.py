@@ -1,18 +1,23 @@
-"""A trial's LoggedModel after the child logged it: its final metrics linked, the Model Registry.
+"""A trial's LoggedModel: logged from the folder the child saved, its final metrics linked, the Model Registry.
 
 MLflow links to a LoggedModel only the metrics already logged at the step the model was logged
-at. A trial's figures arrive from two processes (the launcher sends the epoch metrics, the child
-logs the rest), so the last epoch's figures, ``speed/fit_time_s`` (step 0) and the probe's score
+at. A trial's figures reach the store through the launcher's relay while the model is logged
+(the epoch metrics are sent in batches, in a thread), so the last epoch's figures, ``speed/fit_time_s`` (step 0) and the probe's score
 (logged after the model) would be missing. :func:`link_final_metrics` is the one owner of the
 link: the launcher calls it once every metric has arrived (``runner._link_model``).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, Mapping
 
-from mlflow.entities import Metric
+from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
+
+from framework_arena.tracking.store import param_batch
 
 #: Sampled while training, not a trial's figure: left off the model.
 NOT_LINKED_PREFIXES = ("system/",)
@@ -34,6 +39,43 @@ def link_final_metrics(client: MlflowClient, run_id: str, model_id: str) -> int:
     for i in range(0, len(batch), 1000):  # MLflow's limit per request
         client.log_batch(run_id, metrics=batch[i : i + 1000])
     return len(batch)
+
+
+def log_saved_model(
+    client: MlflowClient,
+    run: Any,
+    folder: Path,
+    name: str,
+    step: int,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    pending: Any = None,
+) -> str:
+    """Logs ``folder`` (a model folder completed by ``flavors.complete_model``) as the run's LoggedModel; returns its id.
+
+    What ``Model.log`` does, from a saved folder: the LoggedModel created with exactly ``params``
+    (redacted, as the run's) and the run's ``arena.*`` tags (``tags`` over the run's own, so
+    ``search_logged_models`` finds it by framework, model, data), recorded as the run's output at
+    ``step``, its ``MLmodel`` naming the run, the model and its location, its files uploaded, then READY.
+    ``pending``: a PENDING LoggedModel of this run to complete instead of creating one.
+    """
+    run_id = run.info.run_id
+    model = pending
+    if model is None:
+        arena_tags = {k: v for k, v in {**run.data.tags, **tags}.items() if k.startswith("arena.")}
+        model_params = {p.key: p.value for p in param_batch(params)}
+        model = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id, tags=arena_tags, params=model_params)
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(shutil.copytree(folder, Path(tmp) / "model"))
+        meta = Model.load(str(copy))
+        meta.run_id, meta.model_id, meta.model_uuid, meta.artifact_path = run_id, model.model_id, model.model_id, model.artifact_location
+        meta.save(str(copy / "MLmodel"))
+        client.log_model_artifacts(model.model_id, str(copy))
+    client.finalize_logged_model(model.model_id, "READY")
+    return model.model_id
 
 
 def default_registered_name(experiment: str, label: str, model: str) -> str:

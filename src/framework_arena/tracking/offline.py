@@ -3,7 +3,7 @@
 When the server goes away during a trial, what the store missed is kept in
 ``<hydra output dir>/arena-offline/<run_id>/`` by its two owners:
 
-- ``metrics.json``, by the child's :class:`~framework_arena.tracking.RunLogger`: the run id, the
+- ``metrics.json``, by the launcher's :class:`~framework_arena.tracking.relay.RunRelay`: the run id, the
   tracking URI, every metric with its step and timestamp, the tags, and the model's name, step
   and params when ``model/`` (the model in its MLflow flavor's format) holds it; ``plots/``;
 - ``outcome.json``, by the launching side (:func:`write_outcome`): the status the run should
@@ -17,18 +17,16 @@ so syncing twice (or a copy whose first epochs did reach the server) doubles not
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from mlflow.entities import LoggedModelOutput, Metric
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from framework_arena.tracking.handle import STATUS
-from framework_arena.tracking.models import link_final_metrics
+from framework_arena.tracking.models import link_final_metrics, log_saved_model
 from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import resolve_uri, tag_batch
 
@@ -155,33 +153,16 @@ def _artifacts(client: MlflowClient, run_id: str, folder: Path, artifact_path: s
 def _model(client: MlflowClient, run: Any, folder: Path, about: Mapping[str, Any], kept_tags: Mapping[str, str]) -> str | None:
     """Logs the kept model as the run's LoggedModel, unless one is READY; returns the new id or None.
 
-    A PENDING model (the child created it, then lost the server while uploading) is completed
-    rather than left beside a second one.
+    A PENDING model (created, then the server was lost while uploading) is completed rather than
+    left beside a second one.
     """
     if not (folder / "MLmodel").is_file():
         return None
-    from mlflow.models import Model
-
     run_id = run.info.run_id
     models = list(client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"))
     if any(str(m.status) == "READY" for m in models):
         return None
     pending = [m for m in models if str(m.status) == "PENDING"]
-    step = int(about.get("step", 0))
-    if pending:
-        model = pending[0]
-    else:
-        tags = {k: v for k, v in {**run.data.tags, **kept_tags}.items() if k.startswith("arena.")}
-        model = client.create_logged_model(
-            run.info.experiment_id, name=str(about.get("name") or "model"), source_run_id=run_id, tags=tags, params=dict(about.get("params") or {})
-        )
-    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
-    with tempfile.TemporaryDirectory() as tmp:
-        # MLmodel names the model and run it belongs to, as Model.log writes it.
-        copy = Path(shutil.copytree(folder, Path(tmp) / "model"))
-        meta = Model.load(str(copy))
-        meta.run_id, meta.model_id = run_id, model.model_id
-        meta.save(str(copy / "MLmodel"))
-        client.log_model_artifacts(model.model_id, str(copy))
-    client.finalize_logged_model(model.model_id, "READY")
-    return model.model_id
+    return log_saved_model(
+        client, run, folder, str(about.get("name") or "model"), int(about.get("step", 0)), about.get("params") or {}, kept_tags, pending[0] if pending else None
+    )

@@ -22,8 +22,8 @@ class MetricSender:
     asynchronous thread, that work competed with the training loop for the GIL
     (``bench/overhead.py``); here it runs beside it, in another process.
 
-    When the server stops answering, no further request is made (the child keeps every metric
-    for its offline copy, see :class:`~framework_arena.tracking.RunLogger`).
+    When the server stops answering, no further request is made (the relay keeps every metric
+    for its offline copy, see :class:`~framework_arena.tracking.relay.RunRelay`).
     """
 
     #: MLflow's limit of metrics in one log_batch request.
