@@ -6,11 +6,13 @@ before any framework is imported. A plain subprocess rather than ``multiprocessi
 same inside joblib's loky workers, Ray workers and submitit jobs, whose start methods and
 ``__main__`` modules a spawned ``multiprocessing`` child would inherit.
 
-Protocol: one JSON line arrives on stdin: ``trial`` (the :class:`~framework_arena.trial.Trial`'s
+Protocol: a JSON line arrives on stdin at once: ``trial`` (the :class:`~framework_arena.trial.Trial`'s
 config; nothing is resolved or validated again here), ``cores``, ``started_at`` and ``outbox``
 (the launcher's scratch folder for this trial's files; absent or null when untracked). So this
-process imports its framework, loads the data, builds and trains while the launcher opens the
-store and creates the run. It never opens the store itself: what it logs goes back as messages
+process imports its framework, loads the data and builds the model while the launcher opens the
+store and creates the run. A tracked trial then waits for a second line (the run exists) before
+it trains: until then nobody reads what it sends, and a full pipe would block a training step
+inside the timed loop. It never opens the store itself: what it logs goes back as messages
 (:class:`~framework_arena.outbox.Outbox`), with the training metrics and the result, as JSON
 lines on the original stdout (:data:`framework_arena.contracts.MESSAGES`). Anything the
 frameworks print is moved to stderr so it cannot corrupt that channel.
@@ -99,6 +101,13 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
+def _await_run(stdin: IO[str]) -> None:
+    """Waits for the launcher's second line: the run exists. An end of input without it: the
+    launcher could not create the run and is stopping this process."""
+    if not stdin.readline():
+        raise SystemExit(1)
+
+
 def _train(trial: Trial, outbox: str | None, conn: _Channel, cores: list[int] | None = None, phases: Phases | None = None) -> dict[str, Any]:
     """Trains the trial; ``outbox``: the launcher's folder for the run's files, None when untracked."""
     from framework_arena.trainers import get_trainer
@@ -164,6 +173,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | Non
     if outbox is not None:  # what this process logs goes to the launcher, which logs it (outbox.py)
         from framework_arena.outbox import Outbox
 
+        _await_run(sys.stdin)
         logger = Outbox(conn.send, outbox)
     visuals = None
     if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()

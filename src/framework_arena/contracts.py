@@ -83,7 +83,7 @@ class ModelExport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-#: The child's messages to the launcher: one JSON list per line on the child's original stdout,
+#: The child's messages to the launcher (the launcher's to the child: child.py's docstring): one JSON list per line on the child's original stdout,
 #: the kind first. Anything a framework prints goes to stderr, so it cannot corrupt the channel.
 MESSAGES = {
     "begin": '["begin", info]: the model is built (on_train_begin info)',

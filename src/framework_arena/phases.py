@@ -32,7 +32,7 @@ CHILD = {
     "import": "the framework imported",
     "data": "the dataset loaded and split",
     "build": "spec, initial weights, trainer setup and build",
-    "tracking_start": "start tags, facts and model summaries handed to the launcher (no store here)",
+    "tracking_start": "the run awaited, start tags, facts and model summaries handed to the launcher (no store here)",
     "training": "fit",
     "evaluation": "test evaluation (and the input pipeline alone, for streamed data)",
     "inference": "inference timing",

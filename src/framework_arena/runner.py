@@ -258,8 +258,9 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
     try:
         with _signals_raise():
             # The child first, so that it imports its framework, loads the data and builds the
-            # model while this process opens the store and creates the run. It never opens the
-            # store: what it logs comes back as messages, which wait in the pipe until the run exists.
+            # model while this process opens the store and creates the run; a tracked child waits
+            # for the second line (the run exists) before it trains. It never opens the store:
+            # what it logs comes back as messages (child.py).
             started_at = time.time()  # the child's clock agrees: its child_start phase is measured from here
             proc = subprocess.Popen(
                 [sys.executable, "-m", "framework_arena.child"],
@@ -268,8 +269,6 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
                 env=environment(trial, os.environ),
             )
             _send(proc, {"trial": trial.as_dict(), "cores": allocation.cores, "started_at": started_at, "outbox": outbox})
-            with suppress(BrokenPipeError):
-                proc.stdin.close()  # type: ignore[union-attr]
         # Outside the handler, as before the child existed: Ctrl-C while the run is being filled
         # marks it KILLED (RunHandle.filling); a run that could not be created is not this
         # trial's (``run`` stays None: nothing to finish), and the child is stopped below.
@@ -298,6 +297,10 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
             warm_up(trial.tracking.plots, trial.tracking.log_model)
         phases.mark("run_create")
         with _signals_raise():
+            if run is not None:
+                _send(proc, {"run_id": result.run_id})
+            with suppress(BrokenPipeError):
+                proc.stdin.close()  # type: ignore[union-attr]
             title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
             on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
             summary = _watch(proc, progress, result, relay, phases, on_timed)
