@@ -86,6 +86,7 @@ class ModelExport:
 #: The child's messages to the launcher (the launcher's to the child: child.py's docstring): one JSON list per line on the child's original stdout,
 #: the kind first. Anything a framework prints goes to stderr, so it cannot corrupt the channel.
 MESSAGES = {
+    "ready": '["ready", {}]: built, waiting for the run to exist before training (tracked trials only)',
     "begin": '["begin", info]: the model is built (on_train_begin info)',
     "step": '["step", step, logs]: train/loss_running every tracking.log_every_n_steps steps',
     "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and speed/epoch_samples_per_s past the warm-up',

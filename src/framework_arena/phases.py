@@ -20,6 +20,7 @@ PREFIX = "phase/"
 LAUNCHER = {
     "launch": "Python start, imports, Hydra composition, validation (single runs only)",
     "run_create": "the store opened, the run created, params and config.yaml logged",
+    "warm_up": "what the plots and the model upload need loaded, while the child imports (before it trains)",
     "child": "waiting for the child, from its start to its result, relaying what it logs",
     "model_upload": "the model the child saved, logged as the run's LoggedModel (while the child runs its probe)",
     "plots": "the learning curves drawn and logged, while the child exports its model",

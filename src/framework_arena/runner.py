@@ -294,7 +294,10 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
             run, result.tracking_uri = handle, handle.uri
             offline = offline_dir(result.run_id)
             relay = RunRelay(handle, offline, trial.tracking.system_metrics)
-            warm_up(trial.tracking.plots, trial.tracking.log_model)
+            phases.mark("run_create")
+            # Before the child trains (it waits for the line below), and only while it is not ready to.
+            warm_up(trial.tracking.plots, trial.tracking.log_model, stop=lambda: _has_spoken(proc))
+            phases.mark("warm_up")
         phases.mark("run_create")
         with _signals_raise():
             if run is not None:
@@ -348,6 +351,12 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
         result.status, result.reason, result.message = _classify_exit(proc.returncode)
     _finish(run, result, trial, sweep, offline, phases)
     return result
+
+
+def _has_spoken(proc: subprocess.Popen[bytes] | None) -> bool:
+    """Whether the child has written to its channel (a tracked child's first message is ``ready``,
+    sent when it waits for the run; an end of input, if it died, counts too)."""
+    return proc is None or proc.stdout is None or bool(select.select([proc.stdout.fileno()], [], [], 0)[0])
 
 
 def _send(proc: subprocess.Popen[bytes], message: Mapping[str, Any]) -> None:
