@@ -173,7 +173,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | Non
     if outbox is not None:  # what this process logs goes to the launcher, which logs it (outbox.py)
         from framework_arena.outbox import Outbox
 
-        conn.send(["ready", {}])  # the launcher stops warming up and lets this process train (runner.warm_up)
+        conn.send(["ready", {}])  # the launcher stops warming up and lets this process train (tracking.relay.warm_up)
         _await_run(sys.stdin)
         logger = Outbox(conn.send, outbox)
     visuals = None

@@ -172,10 +172,10 @@ class TrackingConfig:
     log_every_n_steps: int = 0  # train/loss_running every n optimizer steps; 0: per epoch only
     system_metrics: bool = False  # MLflow's system/* metrics (CPU, memory; GPU with pynvml)
     # TensorBoard event files (scalars, weight histograms, graph) as the trial's tensorboard/ artifacts,
-    # written by the framework's own tool at epoch ends (trainers/events.py). Off by default: at a load
-    # average of 15-25 on 2 cores (2026-11-30) a trial spent 2-9 s opening the writer and tracing the
-    # graph (torch's 2-epoch MLP trained in 0.8 s), and TensorFlow's epoch-end writes were a third or
-    # more of fit_time_s before its histograms were counted in numpy (tensorboard/write_s, tensorboard/fit_write_s).
+    # written by the framework's own tool at epoch ends (trainers/events.py). Off by default: its cost is
+    # over the 1.03 overhead target for every framework (bench/overhead.py --quick, quiet 2 cores,
+    # 2026-12-01: tensorboard_cost_ratio torch 1.039, tensorflow 1.171, keras 1.060; plus 0.14-0.23 s
+    # once per trial to open the writer and trace the graph; tensorboard/write_s, tensorboard/fit_write_s).
     tensorboard: bool = False
     register: bool = False  # register each trial's model in the Model Registry
     registered_model: Optional[str] = None  # default: <experiment>-<framework>[-<backend>]-<model>
