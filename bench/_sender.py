@@ -20,18 +20,18 @@ from framework_arena.tracking.relay import RunRelay
 
 def main(uri: str) -> None:
     relay, cpu = None, 0.0
-    offline = tempfile.mkdtemp(prefix="arena-bench-offline-")
-    for line in sys.stdin:
-        msg = json.loads(line)
-        if msg[0] == "run":
-            cpu = time.process_time()
-            relay = RunRelay(RunHandle(uri, run_id=msg[1]), offline)
-        elif msg[0] == "close" and relay is not None:
-            relay.close()
-            relay = None
-            print(json.dumps({"cpu_s": time.process_time() - cpu}), flush=True)
-        elif relay is not None:
-            relay.handle_message(msg)
+    with tempfile.TemporaryDirectory(prefix="arena-bench-offline-") as offline:  # a lost server's copy: never, on a local store
+        for line in sys.stdin:
+            msg = json.loads(line)
+            if msg[0] == "run":
+                cpu = time.process_time()
+                relay = RunRelay(RunHandle(uri, run_id=msg[1]), offline)
+            elif msg[0] == "close" and relay is not None:
+                relay.close()
+                relay = None
+                print(json.dumps({"cpu_s": time.process_time() - cpu}), flush=True)
+            elif relay is not None:
+                relay.handle_message(msg)
 
 
 if __name__ == "__main__":
