@@ -180,7 +180,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | Non
     if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()
         from framework_arena.visuals import TrialVisuals
 
-        visuals = TrialVisuals(trainer, spec, trial.tracking.tensorboard)
+        visuals = TrialVisuals(trainer, spec, trial.tracking.tensorboard, outbox)
     if logger:  # facts about the framework as it ran, logged so that arena-compare reads only runs
         from framework_arena.facts import framework_facts
 

@@ -38,10 +38,13 @@ class TrialVisuals:
     trainer: the built :class:`~framework_arena.trainers.base.Trainer`.
     spec: its model spec.
     tensorboard: write event files (``tracking.tensorboard``).
+    parent: where to make the folder: the launcher's outbox, which it removes whatever becomes of
+        this process (a folder of its own in the system's temp was left behind by every trial that
+        failed or was killed before :meth:`finish`).
     """
 
-    def __init__(self, trainer: Any, spec: ModelSpec, tensorboard: bool) -> None:
-        self.folder = tempfile.mkdtemp(prefix="arena-visuals-")
+    def __init__(self, trainer: Any, spec: ModelSpec, tensorboard: bool, parent: str | None = None) -> None:
+        self.folder = tempfile.mkdtemp(prefix="arena-visuals-", dir=parent)
         with open(os.path.join(self.folder, "model_summary.txt"), "w", encoding="utf-8") as f:
             f.write(f"{trainer.label}: {spec.name}\n\n{trainer.summary()}")
         with open(os.path.join(self.folder, "model_layers.txt"), "w", encoding="utf-8") as f:
