@@ -78,6 +78,7 @@ class RunRelay:
         self._artifacts: list[str] = []
         self._model: dict[str, Any] | None = None
         self._monitor: Any = None
+        self._kept: str | None = None  # what keep_offline wrote, in words, once it has
         if system_metrics:
             self._start_system_metrics()
 
@@ -149,7 +150,10 @@ class RunRelay:
                 self.keep_offline()
 
     def keep_offline(self) -> str:
-        """Writes what the store may have missed to :attr:`offline_dir`; returns what it holds, in words."""
+        """Writes what the store may have missed to :attr:`offline_dir` (once: :meth:`close` and the
+        runner both ask for it); returns what it holds, in words."""
+        if self._kept is not None:
+            return self._kept
         self.offline_dir.mkdir(parents=True, exist_ok=True)
         for folder in self._artifacts:
             if Path(folder).is_dir():
@@ -159,4 +163,5 @@ class RunRelay:
             # What the LoggedModel would have been given, for arena-sync.
             self.kept["model"] = {k: self._model[k] for k in ("name", "step", "params")}
         (self.offline_dir / "metrics.json").write_text(json.dumps(self.kept, indent=1) + "\n")
-        return "the model and metrics" if (self.offline_dir / "model").exists() else "the metrics"
+        self._kept = "the model and metrics" if (self.offline_dir / "model").exists() else "the metrics"
+        return self._kept
