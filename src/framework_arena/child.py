@@ -12,7 +12,8 @@ config; nothing is resolved or validated again here), ``cores``, ``started_at`` 
 process imports its framework, loads the data and builds the model while the launcher opens the
 store and creates the run. A tracked trial then waits for a second line (the run exists) before
 it trains: until then nobody reads what it sends, and a full pipe would block a training step
-inside the timed loop. It never opens the store itself: what it logs goes back as messages
+inside the timed loop. After its ``begin`` message it waits for a third (what it sent so far is
+logged), so that the launcher's work for it does not run on its cores while it trains. It never opens the store itself: what it logs goes back as messages
 (:class:`~framework_arena.outbox.Outbox`), with the training metrics and the result, as JSON
 lines on the original stdout (:data:`framework_arena.contracts.MESSAGES`). Anything the
 frameworks print is moved to stderr so it cannot corrupt that channel.
@@ -101,9 +102,10 @@ class _Reporter:
         self.end_logs = dict(logs)
 
 
-def _await_run(stdin: IO[str]) -> None:
-    """Waits for the launcher's second line: the run exists. An end of input without it: the
-    launcher could not create the run and is stopping this process."""
+def _await_line(stdin: IO[str]) -> None:
+    """Waits for the launcher's next line: the run exists (the second line), or what this process
+    sent before training is logged (the third). An end of input without it: the launcher could
+    not create the run, or is stopping this process."""
     if not stdin.readline():
         raise SystemExit(1)
 
@@ -174,7 +176,7 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | Non
         from framework_arena.outbox import Outbox
 
         conn.send(["ready", {}])  # the launcher stops warming up and lets this process train (tracking.relay.warm_up)
-        _await_run(sys.stdin)
+        _await_line(sys.stdin)
         logger = Outbox(conn.send, outbox)
     visuals = None
     if logger:  # model summaries now; TensorBoard events at epoch ends, logged with finish()
@@ -189,6 +191,8 @@ def _trial(trial: Trial, trainer_cls: Any, import_time: float, outbox: str | Non
         logger.log_metrics(fact_metrics, step=0)
     reporter = _Reporter(conn, logger)
     reporter.on_train_begin(info)
+    if logger:  # until the launcher has logged the above, its work would run on these cores beside fit
+        _await_line(sys.stdin)
     phases.mark("tracking_start" if logger else "build")
     meter = Meter(cores, tr.threads, gpu=str(info.get("device", "cpu")).lower().startswith(("cuda", "gpu")))
     meter.start()

@@ -87,7 +87,7 @@ class ModelExport:
 #: the kind first. Anything a framework prints goes to stderr, so it cannot corrupt the channel.
 MESSAGES = {
     "ready": '["ready", {}]: built, waiting for the run to exist before training (tracked trials only)',
-    "begin": '["begin", info]: the model is built (on_train_begin info)',
+    "begin": '["begin", info]: the model is built (on_train_begin info); a tracked child then waits for the launcher\'s "logged" line',
     "step": '["step", step, logs]: train/loss_running every tracking.log_every_n_steps steps',
     "epoch": '["epoch", epoch, logs]: the EPOCH_KEYS, and speed/epoch_samples_per_s past the warm-up',
     "timed": '["timed", {}]: nothing is timed after this (training, evaluation and inference are done)',

@@ -170,6 +170,14 @@ def _watch(
             history.append({"epoch": msg[1], **msg[2]})
             result.metrics.update(msg[2])
             progress.epoch(msg[2])
+        if msg[0] == "begin" and relay is not None:
+            # What the child logged before training (its start tags, facts, model summaries) is
+            # in the store now, and the child waits for this line before it trains: none of this
+            # process's logging runs on the trial's cores while it is timed (contention.py). A
+            # 0.1 s fit was flagged contended by it, other work 10-24% of its cores.
+            relay.sender.flush()
+            _send(proc, {"logged": True})
+            _close_stdin(proc)
         if msg[0] == "model" and relay is not None:
             phases.mark("child")
             relay.handle_message(msg)
@@ -191,6 +199,7 @@ def _watch(
             result.traceback = err["traceback"]
             result.child_phases = dict(err.get("phases", {}))
             phases.mark("child")
+    _close_stdin(proc)  # a child that ended before its "begin" never got the "logged" line
     # The rest of the child's life after its last message is its exit; a child that died without one spent it all as the child.
     phases.mark("exit" if "child" in phases.seconds else "child")
     proc.wait()
@@ -301,9 +310,9 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
         phases.mark("run_create")
         with _signals_raise():
             if run is not None:
-                _send(proc, {"run_id": result.run_id})
-            with suppress(BrokenPipeError):
-                proc.stdin.close()  # type: ignore[union-attr]
+                _send(proc, {"run_id": result.run_id})  # its stdin stays open for the "logged" line (_watch)
+            else:
+                _close_stdin(proc)
             title = f"{trial.framework} {trial.model['name']} on {trial.data['name']}"
             on_timed = (lambda history: run.log_learning_curves(history, title, offline)) if run is not None and trial.tracking.plots else None
             summary = _watch(proc, progress, result, relay, phases, on_timed)
@@ -357,6 +366,13 @@ def _has_spoken(proc: subprocess.Popen[bytes] | None) -> bool:
     """Whether the child has written to its channel (a tracked child's first message is ``ready``,
     sent when it waits for the run; an end of input, if it died, counts too)."""
     return proc is None or proc.stdout is None or bool(select.select([proc.stdout.fileno()], [], [], 0)[0])
+
+
+def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
+    """Ends the child's input: it expects no more lines (a child still waiting for one exits)."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        with suppress(BrokenPipeError):
+            proc.stdin.close()
 
 
 def _send(proc: subprocess.Popen[bytes], message: Mapping[str, Any]) -> None:

@@ -37,6 +37,7 @@ class MetricSender:
         self.error: BaseException | None = None  # strict mode: raised by close()
         self._queue: list[Metric] = []
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # one request at a time, from the thread or flush()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"arena-metrics-{run_id[:8]}", daemon=True)
         self._thread.start()
@@ -54,12 +55,18 @@ class MetricSender:
     def _loop(self) -> None:
         while True:
             closing = self._closing.wait(self.SEND_EVERY_S)
+            self.flush()
+            if closing:
+                return
+
+    def flush(self) -> None:
+        """Sends what is queued now, in the caller's thread (the runner, before the child trains:
+        a request during training runs on the trial's cores and counts as contention)."""
+        with self._sending:
             with self._lock:
                 batch, self._queue = self._queue, []
             for i in range(0, len(batch), self.MAX_BATCH):
                 self._send(batch[i : i + self.MAX_BATCH])
-            if closing:
-                return
 
     def _send(self, batch: list[Metric]) -> None:
         if self.error is not None:
