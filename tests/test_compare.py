@@ -504,7 +504,16 @@ def test_real_two_model_shootout_reports_each_workload_and_the_aggregate(tmp_pat
     train = run_arena(["-m", "framework=torch,tensorflow", "model=mlp,cnn", "trainer.epochs=2", "hydra/launcher=parallel"], tmp_path, timeout=900)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     out = tmp_path / "out"
-    args = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "select.sweep=latest", "report.log_run=false", "bootstrap.samples=200", f"hydra.run.dir={out}"]
+    # Four trials, two at a time, on a shared 2-core machine: one may be tagged contended (CI saw
+    # it) and its speed screened out. Kept, as in test_shards: this test checks the aggregation.
+    args = [
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "select.sweep=latest",
+        "select.include_contended=true",
+        "report.log_run=false",
+        "bootstrap.samples=200",
+        f"hydra.run.dir={out}",
+    ]
     proc = run_compare(args, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # The terminal: the aggregate ranking, then one line per workload with both frameworks on it.

@@ -11,13 +11,18 @@ stall anywhere in it can move the figures), on the cores the trial is pinned to:
 - ``contention/steal_share``: time the hypervisor gave the cores' virtual CPUs to other machines.
 - ``contention/cgroup_throttled_s``: seconds the cgroup was throttled by its CPU quota (``cpu.stat``).
 - ``contention/loadavg_start`` / ``contention/loadavg_end``: the 1-minute load average around ``fit``.
+- ``contention/resolution``: what the busy figure may be off by, as a share: ``/proc/stat`` counts
+  in clock ticks (10 ms), so each read is exact to about a tick; :data:`RESOLUTION_TICKS` ticks
+  over wall time x cores. 0.2% of a 10 s fit on 1 core, but 20% of a 0.1 s one.
 - ``gpu_other_processes``: on a GPU with the NVML bindings (``pynvml``) installed, other
   processes holding the trial's GPU.
 
 The trial is **contended** (tag ``arena.contended=true``, the reason in
 ``arena.contended_reason``) when others took more than :data:`OTHER_SHARE_LIMIT` of its cores'
-time (``contention/other_share + contention/steal_share``), when the cgroup throttled it for more than
-:data:`THROTTLE_LIMIT` of the wall time, or when another process used its GPU.
+time (``contention/other_share + contention/steal_share``) beyond the resolution, when the cgroup
+throttled it for more than :data:`THROTTLE_LIMIT` of the wall time, or when another process used
+its GPU. Without the resolution a 2-epoch MLP (fit 0.1 s on 1 core) was flagged by a 3-tick
+reading: a flag must be more than the counter's rounding.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from typing import Sequence
 #: machine leaves the launcher, interrupts and daemons a few per cent; a second trial or a hog on
 #: the same core takes 50% or more.
 OTHER_SHARE_LIMIT = 0.20
+#: Clock ticks the busy figure may be off by over a measurement (a tick per read, two reads; a
+#: busy loop pinned to one core read at most one tick of "other work" over 0.05-1 s windows).
+RESOLUTION_TICKS = 2.0
 #: Share of the wall time the cgroup's quota may throttle the trial before it counts as contended.
 THROTTLE_LIMIT = 0.10
 
@@ -120,6 +128,7 @@ class Meter:
             "contention/other_share": max(0.0, (busy1 - busy0) - own) / capacity,
             "contention/own_share": own / (wall * self.threads),
             "contention/steal_share": (steal1 - steal0) / capacity,
+            "contention/resolution": RESOLUTION_TICKS / _TICK / capacity,
             "contention/loadavg_start": load0,
             "contention/loadavg_end": os.getloadavg()[0],
         }
@@ -132,8 +141,12 @@ class Meter:
                 metrics["gpu_other_processes"] = float(max(gpu0 or 0, gpu1 or 0))
         reasons = []
         others = metrics["contention/other_share"] + metrics["contention/steal_share"]
-        if others > OTHER_SHARE_LIMIT:
-            reasons.append(f"other work took {others:.0%} of the trial's cores {self.cores} (limit {OTHER_SHARE_LIMIT:.0%})")
+        resolution = metrics["contention/resolution"]
+        if others > OTHER_SHARE_LIMIT + resolution:
+            reasons.append(
+                f"other work took {others:.0%} of the trial's cores {self.cores} over {wall:.2f} s "
+                f"(limit {OTHER_SHARE_LIMIT:.0%} + {resolution:.0%} the measurement's resolution)"
+            )
         if metrics.get("contention/cgroup_throttled_s", 0.0) > THROTTLE_LIMIT * wall:
             reasons.append(f"the cgroup's CPU quota throttled it {metrics['contention/cgroup_throttled_s']:.2f} s of {wall:.2f} s")
         if metrics.get("gpu_other_processes", 0.0) > 0:
