@@ -71,6 +71,8 @@ def test_trial_beside_a_cpu_hog_is_contended_and_compare_leaves_it_out(tmp_path:
     assert tags["arena.contended"] == "true", (m, tags.get("arena.contended_reason"))
     assert m["contention/other_share"] > 0.2 and "other work took" in tags["arena.contended_reason"]
     assert 0 < m["contention/own_share"] <= 1.1 and m["contention/loadavg_end"] >= 0 and "contention/steal_share" in m
+    # Flagged beyond the counters' rounding (2 ticks over the fit's wall time on its one core).
+    assert 0 < m["contention/resolution"] < m["contention/other_share"] - 0.2 and "resolution" in tags["arena.contended_reason"]
     for key in ("arena.machine", "arena.cpu_model", "arena.memory_gb", "arena.gpu", "arena.framework_build"):
         assert tags[key], key
     assert tags["arena.framework_build"].startswith("torch ")
