@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from framework_arena.compare.criteria import CRITERIA, Cell
 from framework_arena.compare.rank import Ranking
+from framework_arena.compare.trust import SPEED_CRITERIA
 from framework_arena.validation import expect
 
 #: The run tag that marks a trial measured while other work took its cores.
@@ -41,13 +42,13 @@ class VerdictSettings:
     margin: float = 1.2  # values within this ratio of each other are practically equal
     min_runs: int = 3  # runs per framework below which a measured verdict is not conclusive
     margins: Mapping[str, float] = field(default_factory=dict)  # per criterion, overriding margin
-    contention_sensitive: tuple[str, ...] = ("train_throughput", "time_to_target", "inference_latency", "large_data", "startup")
+    contention_sensitive: tuple[str, ...] = SPEED_CRITERIA  # the ones a contended run's timings are screened out of
 
     @classmethod
     def from_config(cls, article: Mapping[str, Any]) -> VerdictSettings:
         v = dict(article.get("verdicts") or {})
-        if "contention_sensitive" in v:
-            v["contention_sensitive"] = tuple(v["contention_sensitive"] or ())
+        if v.get("contention_sensitive") is not None:  # null: the default; [] is none
+            v["contention_sensitive"] = tuple(v["contention_sensitive"])
         return cls(**{k: v[k] for k in ("margin", "min_runs", "margins", "contention_sensitive") if k in v and v[k] is not None})
 
     def margin_for(self, key: str) -> float:
