@@ -102,6 +102,20 @@ def test_planted_ranking_is_the_arithmetic_and_follows_the_weights(store: str, t
     assert ranking.rows[2].total == pytest.approx((1 + 3 * 0.6 / 0.9) / 4)
 
 
+def test_max_runs_keeps_the_newest_and_warns_only_when_runs_were_left_out(store: str, caplog: pytest.LogCaptureFixture) -> None:
+    from framework_arena.compare.query import select
+    from framework_arena.tracking import Reader
+
+    _plant(store, {"torch": [{"speed/samples_per_s": 100}] * 3})
+    cfg = _compose_compare([f"tracking.uri={store}", "select.experiment=planted"])
+    for max_runs, kept, warned in ((3, 3, False), (4, 3, False), (2, 2, True)):
+        caplog.clear()
+        sel = select(Reader(store), {**cfg["select"], "max_runs": max_runs}, "framework")
+        assert len(sel.trials) == kept, max_runs
+        assert [t.run_name for t in sel.trials] == ["torch-s2", "torch-s1", "torch-s0"][:kept]  # the newest first
+        assert ("Stopped at select.max_runs" in caplog.text) is warned, (max_runs, caplog.text)
+
+
 def test_overlapping_intervals_are_ties_and_missing_criteria_are_reported(store: str, tmp_path: Path) -> None:
     _plant(
         store,

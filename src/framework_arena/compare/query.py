@@ -126,21 +126,23 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
     filters = [TRIAL_FILTER] + ([user_filter] if user_filter else [])
     sweep_run = _sweep(reader, exp_ids, str(select_cfg["sweep"])) if select_cfg.get("sweep") else None
     limit = int(select_cfg["max_runs"])
+    ask = limit + 1  # one more than wanted: found only when runs were left out (warned below)
     if sweep_run is None:
         # Page by page: each page's MLflow entities are dropped once reduced to Trials.
-        trials = [_trial(run, group_by) for page in reader.pages(exp_ids, " and ".join(filters), limit) for run in page]
+        trials = [_trial(run, group_by) for page in reader.pages(exp_ids, " and ".join(filters), ask) for run in page]
     else:
         sid = sweep_run.info.run_id
-        runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), limit)
+        runs = reader.search(exp_ids, " and ".join(filters + [f"tags.`mlflow.parentRunId` = '{sid}'"]), ask)
         # Trials a resumed sweep skipped belong to an earlier sweep: its job records name them.
         seen = {r.info.run_id for r in runs}
         recorded = [record.get("run_id") for _, record in job_records(sweep_run.data.tags)]
         extra = [r for r in recorded if r and r not in seen]
         for i in range(0, len(extra), 100):
             chunk = ", ".join(f"'{r}'" for r in extra[i : i + 100])
-            runs += reader.search(exp_ids, " and ".join(filters + [f"attributes.run_id IN ({chunk})"]), limit)
+            runs += reader.search(exp_ids, " and ".join(filters + [f"attributes.run_id IN ({chunk})"]), ask)
         trials = [_trial(run, group_by) for run in runs]
     found = len(trials)
+    trials = trials[:limit]
     sel = Selection(trials, exp_ids, names, sweep_run.info.run_id if sweep_run else None, sweep_run.info.run_name if sweep_run else None, user_filter)
     if not trials:
         raise NothingToCompare(
@@ -155,7 +157,7 @@ def select(reader: Reader, select_cfg: Mapping[str, Any], group_by: str) -> Sele
                 f"No FINISHED trial runs for {', '.join(absent)} in {sel.describe()}. Expected select.frameworks to name frameworks with runs: {', '.join(sorted(present))}."
             )
         sel.trials = [t for t in trials if t.group.split("/")[0] in wanted]
-    if found >= limit:
+    if found > limit:
         log.warning("Stopped at select.max_runs=%d runs: the comparison covers the newest %d only", limit, limit)
     return sel
 
