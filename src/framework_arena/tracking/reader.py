@@ -90,10 +90,15 @@ class Reader:
                 break
 
     def get(self, run_id: str) -> Any | None:
-        try:
-            return self.client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            return None
+        """The run, or None when the store holds no run with that id. Anything else raises as the
+        other reads do: an unreachable server or a refusal is not "no such run"."""
+        with self.guard.required(NOTHING):
+            try:
+                return self.client.get_run(run_id)
+            except mlflow.exceptions.MlflowException as e:
+                if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return None
+                raise
 
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """``(step, value)`` of one metric, in step order; under its flat name for a run logged
