@@ -50,6 +50,16 @@ def test_a_locked_store_is_one_line_naming_it(tmp_path: Path) -> None:
     _one_line(proc, f"MLflow store {uri} cannot be read: database is locked")
 
 
+def test_a_server_that_refuses_fails_in_seconds_naming_the_settings(tmp_path: Path) -> None:
+    from framework_arena.ports import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    start = time.monotonic()
+    proc = run_compare([f"tracking.uri={uri}", "tracking.retries=1", "select.sweep=latest", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert time.monotonic() - start < 60  # MLflow's own defaults took 4 minutes
+    _one_line(proc, f"MLflow tracking server at {uri} is unreachable: connection refused (tracking.timeout_s=10, tracking.retries=1). Nothing was compared.")
+
+
 @pytest.mark.slow
 def test_two_comparisons_started_together_keep_their_own_folder_and_run(shootout: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{shootout / 'mlflow.db'}"

@@ -17,7 +17,7 @@ from framework_arena.errors import AccessDenied
 from framework_arena.notes import NOTE_TAG, comparison_note
 from framework_arena.platform import publish
 from framework_arena.secrets import redact_text
-from framework_arena.tracking import Reader, log_comparison
+from framework_arena.tracking import Reader, http_settings, log_comparison
 
 log = logging.getLogger("arena.compare")
 
@@ -29,6 +29,13 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool = F
     ``report.log_run=false``, logs it as a comparison run. Raises ``query.NothingToCompare`` or
     ``rank.NoRanking`` before anything is written when there is nothing to rank. ``quiet`` (and
     ``report.format=json``) leaves the terminal tables out."""
+    # tracking.timeout_s and .retries, as for a trial: with MLflow's defaults a server that
+    # refuses connections kept arena-compare waiting 4 minutes before it said so.
+    with http_settings(cfg["tracking"]):
+        return _compare_and_log(cfg, out_dir, profile, quiet)
+
+
+def _compare_and_log(cfg: Mapping[str, Any], out_dir: Path, profile: str, quiet: bool) -> report.Report:
     start = time.perf_counter()
     reader = Reader(cfg["tracking"]["uri"])
     sel = query.select(reader, cfg["select"], cfg["group_by"])
