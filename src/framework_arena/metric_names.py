@@ -9,7 +9,7 @@ metrics are read from MLflow, so existing stores keep comparing. Imports nothing
 
 from __future__ import annotations
 
-from typing import Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
 #: Every metric a trial run logs, by section, with the flat name it had before the sections.
 RENAMED: dict[str, str] = {
@@ -137,3 +137,13 @@ def flat_name(name: str) -> str | None:
         old = flat_name(name[len(BEST) :])
         return f"best_{old}" if old else None
     return None
+
+
+def metric_history(client: Any, run_id: str, key: str) -> list[Any]:
+    """MLflow's history of ``key`` for the run (an ``MlflowClient``'s ``Metric`` list), under its
+    flat name for a run logged before the sections."""
+    found = client.get_metric_history(run_id, key)
+    old = flat_name(key)
+    if not found and old:
+        found = client.get_metric_history(run_id, old)
+    return list(found)

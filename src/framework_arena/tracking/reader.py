@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 
 import mlflow
 
-from framework_arena.metric_names import flat_name
+from framework_arena.metric_names import flat_name, metric_history
 from framework_arena.tracking.policy import Guard
 from framework_arena.tracking.store import open_client, resolve_uri
 
@@ -104,11 +104,7 @@ class Reader:
         """``(step, value)`` of one metric, in step order; under its flat name for a run logged
         before the sections (``metric_names``)."""
         with self.guard.required(NOTHING):
-            found = self.client.get_metric_history(run_id, key)
-            old = flat_name(key)
-            if not found and old:
-                found = self.client.get_metric_history(run_id, old)
-            return sorted((m.step, m.value) for m in found)
+            return sorted((m.step, m.value) for m in metric_history(self.client, run_id, key))
 
     def histories(self, run_ids: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         """Run id -> metric key -> ``(step, value)`` in step order, for every run and key asked

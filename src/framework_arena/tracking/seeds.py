@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from framework_arena.metric_names import flat_name
+from framework_arena.metric_names import metric_history
 from framework_arena.tracking.curves import BAND, seed_curves
 
 if TYPE_CHECKING:
@@ -47,8 +47,7 @@ def aggregate(histories: Sequence[Mapping[int, float]]) -> list[tuple[int, float
 
 
 def _history(handle: RunHandle, run_id: str, key: str) -> dict[int, float]:
-    history = handle.client.get_metric_history(run_id, key) or handle.client.get_metric_history(run_id, flat_name(key) or key)
-    return {m.step: m.value for m in history}
+    return {m.step: m.value for m in metric_history(handle.client, run_id, key)}
 
 
 def log_seed_curves(handle: RunHandle, rows: Sequence[Mapping[str, Any]], title: str) -> dict[str, dict[str, list[tuple[int, float, float, float, int]]]]:
