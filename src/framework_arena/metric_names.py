@@ -82,6 +82,8 @@ SECTIONED_ONLY: tuple[str, ...] = (
     "tensorboard/bytes",
     "tensorboard/write_s",
     "tensorboard/fit_write_s",
+    # what the contention shares may be off by: /proc/stat counts clock ticks (contention.py)
+    "contention/resolution",
 )
 
 #: Every sectioned name: the renamed ones in the order above, then the new ones.
