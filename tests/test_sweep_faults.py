@@ -123,11 +123,21 @@ def test_server_outage_in_a_sweep_is_counted_and_synced_back(tmp_path: Path) -> 
         server.stop()
 
 
-def test_ctrl_c_to_a_joblib_sweep_kills_what_runs_and_the_rerun_trains_only_that(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["parallel", "basic"], ids=["joblib", "sequential"])
+def test_ctrl_c_to_a_sweep_kills_what_runs_and_the_rerun_trains_only_that(tmp_path: Path, launcher: str) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # 30 epochs: the long trial still trains once the short one has finished (the child starts
     # training seconds earlier since it no longer opens the store; with 12 both could end together).
-    args = ["-m", "hydra/launcher=parallel", "trainer.epochs=1,30", "data=synthetic", "data.num_samples=20000", "trainer.threads=1", "tracking.log_model=false"]
+    # Sequential (Hydra's basic launcher): the signal reaches the trial in the sweep's own process.
+    args = [
+        "-m",
+        f"hydra/launcher={launcher}",
+        "trainer.epochs=1,30",
+        "data=synthetic",
+        "data.num_samples=20000",
+        "trainer.threads=1",
+        "tracking.log_model=false",
+    ]
     RunHandle(store, "framework-arena")  # the store's schema made here: the polling below must not race arena's migration
     exe = Path(sys.executable).with_name("arena")
     # Its own process group, so that the test sends what Ctrl-C in a terminal sends: SIGINT to the group.
