@@ -13,7 +13,8 @@ process imports its framework, loads the data and builds the model while the lau
 store and creates the run. A tracked trial then waits for a second line (the run exists) before
 it trains: until then nobody reads what it sends, and a full pipe would block a training step
 inside the timed loop. After its ``begin`` message it waits for a third (what it sent so far is
-logged), so that the launcher's work for it does not run on its cores while it trains. It never opens the store itself: what it logs goes back as messages
+logged), so that the launcher's work for it does not run on its cores while it trains. It never
+opens the store itself: what it logs goes back as messages
 (:class:`~framework_arena.outbox.Outbox`), with the training metrics and the result, as JSON
 lines on the original stdout (:data:`framework_arena.contracts.MESSAGES`). Anything the
 frameworks print is moved to stderr so it cannot corrupt that channel.

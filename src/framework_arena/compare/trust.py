@@ -1,10 +1,11 @@
 """Which speed figures a comparison may trust: contended runs out, scattered groups flagged.
 
 A trial tags itself ``arena.contended=true`` when other work took more than 20% of its cores
-while it trained, beyond what the counters can resolve (``contention.py``). Its speed figures measure the machine, not the framework, so
-by default :func:`screen` takes them out of the speed, latency, start-up and time-to-target
-criteria (its quality figures still count); ``select.include_contended=true`` keeps them. What
-was left out, and why, goes to the terminal and the report.
+while it trained, beyond what the counters can resolve (``contention.py``). Its speed figures
+measure the machine, not the framework, so by default :func:`screen` takes them out of the speed,
+latency, start-up and time-to-target criteria (its quality figures still count);
+``select.include_contended=true`` keeps them. What was left out, and why, goes to the terminal
+and the report.
 
 A group is **unstable** when its speed figures scatter: the runs' ``speed/samples_per_s`` vary
 by more than :data:`UNSTABLE_CV` (coefficient of variation), or a run's own windows spread by
