@@ -307,7 +307,8 @@ def _run_with(trial: Trial, overrides: Sequence[str], sweep: SweepContext | None
             # Before the child trains (it waits for the line below), and only while it is not ready to.
             warm_up(trial.tracking.plots, trial.tracking.log_model, stop=lambda: _has_spoken(proc))
             phases.mark("warm_up")
-        phases.mark("run_create")
+        else:
+            phases.mark("run_create")  # untracked: the child's start, as the phase's place in the order
         with _signals_raise():
             if run is not None:
                 _send(proc, {"run_id": result.run_id})  # its stdin stays open for the "logged" line (_watch)
